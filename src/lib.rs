@@ -1,3 +1,16 @@
 //! posedge: the store-edge agent. Sources → decode → redact → outbox → uplink.
 
+pub mod agent;
+pub mod clock;
 pub mod config;
+pub mod decode;
+pub mod event;
+pub mod ingest;
+pub mod ops;
+pub mod outbox;
+pub mod redact;
+pub mod sim;
+pub mod source;
+pub mod uplink;
+#[cfg(feature = "demo")]
+pub mod demo;

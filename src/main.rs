@@ -1,1 +1,194 @@
-fn main() {}
+//! The `posedge` command line: parse, dispatch, map errors to exit codes. Nothing else.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use posedge::config::{Config, ConfigError};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "posedge", version, about = "Store-edge agent: register events durable in SQLite, forwarded over MQTT/TLS")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the agent in the foreground.
+    Run {
+        /// Config file.
+        #[arg(long, default_value = "/etc/posedge/posedge.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file; problems name the key and the line.
+    CheckConfig {
+        /// Config file.
+        file: PathBuf,
+    },
+    /// Queue depth, link state, counters and alarms.
+    Status {
+        /// Config file (to find the outbox).
+        #[arg(long, default_value = "/etc/posedge/posedge.toml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The simulated register (DESIGN §7).
+    Sim(posedge_cli::SimArgs),
+    /// The whole path on one machine: broker, agent, registers, an uplink cut.
+    #[cfg(feature = "demo")]
+    Demo(posedge::demo::DemoArgs),
+}
+
+mod posedge_cli {
+    use posedge::sim::generate::Profile;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    /// `posedge sim` arguments.
+    #[derive(clap::Args)]
+    pub struct SimArgs {
+        /// Agent TCP source to connect to.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        pub connect: SocketAddr,
+        /// Events to send.
+        #[arg(long, default_value_t = 100)]
+        pub count: u64,
+        /// Seed; the same seed sends the same events.
+        #[arg(long, default_value_t = 1)]
+        pub seed: u64,
+        /// retail | restaurant.
+        #[arg(long, default_value = "retail")]
+        pub profile: Profile,
+        /// Register id.
+        #[arg(long, default_value = "reg-1")]
+        pub register: String,
+        /// Business day (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-11-27")]
+        pub business_day: String,
+        /// Events per second; 0 sends as fast as acks allow.
+        #[arg(long, default_value_t = 0)]
+        pub rate: u64,
+        /// Lines sent ahead of their acks (burst size).
+        #[arg(long, default_value_t = 64)]
+        pub window: usize,
+        /// Store id (for the idempotency keys in the ledger).
+        #[arg(long, default_value = "store-1")]
+        pub store: String,
+        /// Write one JSON line per event: key, acked, event_id, seq.
+        #[arg(long)]
+        pub ledger: Option<PathBuf>,
+        /// Give up when the agent is unreachable this many seconds.
+        #[arg(long, default_value_t = 120)]
+        pub give_up_s: u64,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let is_config = e.chain().any(|c| c.downcast_ref::<ConfigError>().is_some());
+            eprintln!("posedge: {e:#}");
+            if is_config { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}
+
+fn init_logs(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("posedge={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Run { config } => {
+            let cfg = Config::load(&config)?;
+            init_logs(&cfg.log.level);
+            runtime()?.block_on(async {
+                let running = posedge::agent::start(&cfg).await?;
+                tracing::info!(outbox = %running.outbox.path().display(), "posedge running");
+                wait_for_signal().await;
+                tracing::info!("stopping; queued events stay in the outbox");
+                Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+            })
+        }
+        Cmd::CheckConfig { file } => {
+            let cfg = Config::load(&file)?;
+            println!(
+                "{}: ok ({} source(s), uplink {}, outbox {})",
+                file.display(),
+                cfg.sources.len(),
+                cfg.uplink.url,
+                cfg.outbox.path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { config, json } => {
+            let cfg = Config::load(&config)?;
+            let conn = posedge::outbox::schema::open_reader(&cfg.outbox.path)
+                .with_context(|| format!("no outbox at {} (has the agent ever run?)", cfg.outbox.path.display()))?;
+            let snap = posedge::outbox::queue::snapshot(&conn).context("reading the outbox")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snap)?);
+            } else {
+                print!("{}", posedge::ops::status::table(&snap));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Sim(a) => {
+            init_logs("info");
+            let opts = posedge::sim::register::SimOptions {
+                connect: a.connect,
+                count: a.count,
+                seed: a.seed,
+                profile: a.profile,
+                register_id: a.register,
+                business_day: a.business_day,
+                rate: a.rate,
+                window: a.window.max(1),
+                store_id: a.store,
+                ledger: a.ledger,
+                give_up_after: std::time::Duration::from_secs(a.give_up_s),
+            };
+            let report = runtime()?.block_on(posedge::sim::register::run(&opts))?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "demo")]
+        Cmd::Demo(args) => {
+            init_logs("warn");
+            let ok = runtime()?.block_on(posedge::demo::run(args))?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Wires the stages for `posedge run`: outbox first, then sources, then the uplink.
+
+use crate::config::{Config, SourceKind};
+use crate::event::{Origin, RegisterId, SourceName};
+use crate::ingest::SourceContext;
+use crate::outbox::{Outbox, OutboxError, schema};
+use crate::source::tcp::{self, Limits};
+use crate::uplink::{self, UplinkSettings, UplinkSetupError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The outbox could not be opened.
+    #[error("outbox {path}: {source}")]
+    Outbox {
+        /// Database path.
+        path: String,
+        /// Cause.
+        source: OutboxError,
+    },
+    /// The uplink settings or certificates are unusable.
+    #[error(transparent)]
+    Uplink(#[from] UplinkSetupError),
+    /// A listener could not bind.
+    #[error("source {name}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// Source name.
+        name: String,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A configured source kind is not available in this build.
+    #[error("source {name}: kind = \"{kind}\" is not supported by this version of posedge; remove the source or upgrade")]
+    Unsupported {
+        /// Source name.
+        name: String,
+        /// Kind.
+        kind: &'static str,
+    },
+    /// A reader connection could not be opened.
+    #[error(transparent)]
+    Reader(#[from] schema::SchemaError),
+}
+
+/// A started agent.
+pub struct Running {
+    /// The outbox handle.
+    pub outbox: Outbox,
+    /// Where each TCP source listens (the bound address, useful with port 0).
+    pub listening: Vec<(String, SocketAddr)>,
+    /// The writer thread; ends when every outbox handle is dropped.
+    pub writer: std::thread::JoinHandle<()>,
+}
+
+/// Opens the outbox, binds every source and starts the uplink, all as tokio tasks.
+pub async fn start(cfg: &Config) -> Result<Running, StartError> {
+    if cfg.uplink.insecure_plaintext {
+        tracing::warn!("insecure_plaintext = true: events cross the network unencrypted; never use this outside a lab");
+    }
+    let settings = UplinkSettings::from_config(cfg)?;
+    let (outbox, writer) = Outbox::open(&cfg.outbox).map_err(|source| StartError::Outbox {
+        path: cfg.outbox.path.display().to_string(),
+        source,
+    })?;
+    let mut listening = Vec::new();
+    for s in &cfg.sources {
+        match s.kind {
+            SourceKind::Tcp => {}
+            other => {
+                return Err(StartError::Unsupported {
+                    name: s.name.clone(),
+                    kind: other.as_str(),
+                });
+            }
+        }
+        let Some(addr) = s.listen else { continue };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                name: s.name.clone(),
+                addr,
+                source,
+            })?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        let ctx = Arc::new(SourceContext {
+            store_id: cfg.store_id.clone(),
+            origin: Origin {
+                name: SourceName::new(&s.name),
+                kind: s.kind.as_str(),
+                format: s.format.as_str(),
+            },
+            format: s.format,
+            default_register: s.register_id.as_deref().map(RegisterId::new),
+        });
+        let limits = Limits {
+            max_line: usize::try_from(s.max_line_bytes.0).unwrap_or(usize::MAX),
+            idle: Duration::from_secs(s.idle_timeout_s),
+            max_pending: s.max_pending_acks,
+            max_connections: 256,
+        };
+        tracing::info!(source = %s.name, addr = %bound, format = s.format.as_str(), "listening for registers");
+        tokio::spawn(tcp::serve(listener, ctx, outbox.clone(), limits));
+        listening.push((s.name.clone(), bound));
+    }
+    let reader = crate::outbox::queue::Reader::new(schema::open_reader(&cfg.outbox.path)?);
+    tokio::spawn(uplink::run(settings, outbox.clone(), reader));
+    Ok(Running {
+        outbox,
+        listening,
+        writer,
+    })
+}

@@ -1,0 +1,74 @@
+//! The canonical event envelope `posedge.event/1` and the identifiers it carries.
+
+mod ids;
+
+pub use ids::{EventId, IdempotencyKey, RegisterId, RowId, Seq, SourceName};
+
+use serde_json::{Map, Value};
+
+/// Schema tag every event carries.
+pub const SCHEMA: &str = "posedge.event/1";
+
+/// Event types of DESIGN §3.
+pub const EVENT_TYPES: &[&str] = &[
+    "transaction",
+    "no_sale",
+    "drawer",
+    "till",
+    "shift",
+    "operator",
+    "cash_movement",
+    "inventory_adjustment",
+    "price_change",
+    "customer_update",
+    "receipt",
+    "device_status",
+];
+
+/// Fields only the agent may set; a register that sends them is overruled.
+pub const AGENT_FIELDS: &[&str] = &[
+    "schema",
+    "event_id",
+    "idempotency_key",
+    "store_id",
+    "source",
+    "seq",
+    "received_at",
+];
+
+/// Where an event came from, as stamped into `source`.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Configured source name.
+    pub name: SourceName,
+    /// tcp | serial | printer | file.
+    pub kind: &'static str,
+    /// Payload format.
+    pub format: &'static str,
+}
+
+/// A decoded, redacted event waiting for its `seq` and `event_id` from the outbox.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    /// The event object with every field except `seq` and `event_id`.
+    pub body: Map<String, Value>,
+    /// The de-duplication key.
+    pub idempotency_key: IdempotencyKey,
+    /// Register the event belongs to (topic level and ordering lane).
+    pub register_id: RegisterId,
+    /// `event_type`, already validated.
+    pub event_type: String,
+    /// Source that produced it.
+    pub source: SourceName,
+}
+
+impl PendingEvent {
+    /// Completes the event with its stored identity and serialises it.
+    pub fn finish(mut self, event_id: &EventId, seq: Seq) -> Vec<u8> {
+        self.body
+            .insert("event_id".into(), Value::String(event_id.to_string()));
+        self.body.insert("seq".into(), Value::from(seq.get()));
+        // A Map of Values always serialises.
+        serde_json::to_vec(&Value::Object(self.body)).unwrap_or_default()
+    }
+}

@@ -1,0 +1,199 @@
+//! The store-side stage between a source and the outbox: decode, redact, stamp the
+//! envelope. Runs on the source's task so decoding never queues behind the SQLite writer.
+
+use crate::config::Format;
+use crate::decode::{self, Rejection};
+use crate::event::{IdempotencyKey, Origin, PendingEvent, RegisterId, SCHEMA};
+use crate::redact::{self, Redactions};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+/// What a source knows about the records it reads.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    /// Store id from the config.
+    pub store_id: String,
+    /// Source name, kind and format.
+    pub origin: Origin,
+    /// Decoder to use.
+    pub format: Format,
+    /// Register id used when a record carries none.
+    pub default_register: Option<RegisterId>,
+}
+
+/// A record rejected by the decoder, ready for the dead letters.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Why it was rejected.
+    pub reason: String,
+    /// The raw bytes with card data masked (possibly truncated by the source).
+    pub raw: Vec<u8>,
+    /// Register, when the source knows it.
+    pub register_id: Option<RegisterId>,
+}
+
+/// The outcome of preparing one record.
+#[derive(Debug)]
+pub enum Prepared {
+    /// A valid event.
+    Event(PendingEvent),
+    /// A record for the dead letters.
+    Rejected(DeadLetter),
+}
+
+/// Decodes, redacts and stamps one raw record. `received_at` is RFC 3339 UTC.
+pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> (Prepared, Redactions) {
+    // The raw bytes are scrubbed too (they feed the dead letters and `raw_sha256`), but
+    // only what the stored record holds is counted, so one PAN counts once.
+    let (clean_raw, raw_found) = redact::redact_bytes(raw);
+    let mut fields = match decode::decode(ctx.format, raw) {
+        Ok(f) => f,
+        Err(Rejection(reason)) => return (reject(ctx, reason, clean_raw.into_owned()), raw_found),
+    };
+    let mut value = Value::Object(std::mem::take(&mut fields));
+    let found = redact::redact_json(&mut value);
+    if let Value::Object(map) = value {
+        fields = map;
+    }
+    let register = match fields.get("register_id").and_then(Value::as_str) {
+        Some(r) => RegisterId::new(r),
+        None => match &ctx.default_register {
+            Some(r) => r.clone(),
+            None => {
+                return (
+                    reject(
+                        ctx,
+                        "no register_id in the record and none configured for the source".into(),
+                        clean_raw.into_owned(),
+                    ),
+                    raw_found,
+                );
+            }
+        },
+    };
+    let event_type = fields
+        .get("event_type")
+        .and_then(Value::as_str)
+        .unwrap_or("device_status")
+        .to_string();
+    let raw_sha = hex(&Sha256::digest(&clean_raw));
+    let key = idempotency_key(&ctx.store_id, &register, &event_type, &fields, &raw_sha);
+    fields.insert("schema".into(), Value::String(SCHEMA.into()));
+    fields.insert("idempotency_key".into(), Value::String(key.to_string()));
+    fields.insert("store_id".into(), Value::String(ctx.store_id.clone()));
+    fields.insert("register_id".into(), Value::String(register.to_string()));
+    fields.insert(
+        "source".into(),
+        json!({
+            "name": ctx.origin.name.as_str(),
+            "kind": ctx.origin.kind,
+            "format": ctx.origin.format,
+            "raw_sha256": raw_sha,
+        }),
+    );
+    fields.insert("received_at".into(), Value::String(received_at.into()));
+    let event = PendingEvent {
+        body: fields,
+        idempotency_key: key,
+        register_id: register,
+        event_type,
+        source: ctx.origin.name.clone(),
+    };
+    (Prepared::Event(event), found)
+}
+
+fn reject(ctx: &SourceContext, reason: String, raw: Vec<u8>) -> Prepared {
+    Prepared::Rejected(DeadLetter {
+        reason,
+        raw,
+        register_id: ctx.default_register.clone(),
+    })
+}
+
+/// DESIGN §2.4. With a register sequence: `store|register|business_day|pos_sequence|type`.
+/// Without one, the key is derived from the redacted record bytes, so a re-send of the
+/// same record (same bytes, including its own timestamp) maps to the same key, and two
+/// records differ whenever any byte differs.
+fn idempotency_key(
+    store: &str,
+    register: &RegisterId,
+    event_type: &str,
+    fields: &Map<String, Value>,
+    raw_sha: &str,
+) -> IdempotencyKey {
+    let day = fields
+        .get("business_day")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match fields.get("pos_sequence") {
+        Some(Value::Number(n)) => {
+            IdempotencyKey::new(format!("{store}|{register}|{day}|{n}|{event_type}"))
+        }
+        Some(Value::String(s)) => {
+            IdempotencyKey::new(format!("{store}|{register}|{day}|{s}|{event_type}"))
+        }
+        _ => IdempotencyKey::new(format!("{store}|{register}|sha256:{raw_sha}")),
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SourceName;
+
+    fn ctx() -> SourceContext {
+        SourceContext {
+            store_id: "s1".into(),
+            origin: Origin {
+                name: SourceName::new("lane1"),
+                kind: "tcp",
+                format: "ndjson",
+            },
+            format: Format::Ndjson,
+            default_register: Some(RegisterId::new("reg-9")),
+        }
+    }
+
+    #[test]
+    fn stamps_envelope_and_key_from_register_sequence() {
+        let raw = br#"{"event_type":"transaction","pos_sequence":12,"business_day":"2026-11-27","body":{"note":"card 4111 1111 1111 1111"}}"#;
+        let (p, found) = prepare(&ctx(), raw, "2026-11-27T00:00:00.000Z");
+        let Prepared::Event(e) = p else { panic!("rejected") };
+        assert_eq!(e.idempotency_key.as_str(), "s1|reg-9|2026-11-27|12|transaction");
+        assert_eq!(e.body["register_id"], "reg-9");
+        assert_eq!(e.body["source"]["name"], "lane1");
+        assert_eq!(found.pans, 1, "one PAN counts once");
+        assert!(!String::from_utf8_lossy(e.body["source"]["raw_sha256"].as_str().unwrap().as_bytes()).contains("4111"));
+        let text = serde_json::to_string(&e.body).unwrap();
+        assert!(!text.contains("1111 1111 1111"), "{text}");
+    }
+
+    #[test]
+    fn key_without_sequence_follows_the_bytes() {
+        let a = br#"{"event_type":"no_sale","occurred_at":"2026-11-27T10:00:00Z"}"#;
+        let b = br#"{"event_type":"no_sale","occurred_at":"2026-11-27T10:00:01Z"}"#;
+        let key = |raw: &[u8]| match prepare(&ctx(), raw, "t").0 {
+            Prepared::Event(e) => e.idempotency_key,
+            Prepared::Rejected(d) => panic!("{}", d.reason),
+        };
+        assert_eq!(key(a), key(a));
+        assert_ne!(key(a), key(b));
+    }
+
+    #[test]
+    fn rejection_keeps_redacted_raw() {
+        let (p, _) = prepare(&ctx(), b"{broken 4111111111111111", "t");
+        let Prepared::Rejected(d) = p else { panic!("accepted") };
+        assert!(d.reason.contains("invalid JSON"));
+        assert!(!String::from_utf8_lossy(&d.raw).contains("4111111111111111"));
+    }
+}

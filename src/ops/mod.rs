@@ -1,0 +1,3 @@
+//! Operations: status for people and scripts.
+
+pub mod status;

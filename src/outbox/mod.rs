@@ -1,0 +1,181 @@
+//! The durable queue: SQLite in WAL mode with `synchronous=FULL`, one writer thread with
+//! group commit, readers for the uplink and `posedge status`.
+
+pub mod queue;
+pub mod schema;
+pub mod space;
+mod writer;
+
+pub use writer::WriterConfig;
+
+use crate::config::OutboxConfig;
+use crate::event::{EventId, PendingEvent, RowId, Seq, SourceName};
+use crate::ingest::DeadLetter;
+use space::SpaceGuard;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// An event's identity once it is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The persisted UUIDv7.
+    pub event_id: EventId,
+    /// The per-source sequence number.
+    pub seq: Seq,
+    /// True when the idempotency key was already stored (a register re-send).
+    pub duplicate: bool,
+}
+
+/// Outbox failures as seen by a source.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OutboxError {
+    /// The group holding the record did not commit.
+    #[error("the outbox could not commit: {0}")]
+    Write(String),
+    /// The writer has stopped (agent shutting down or the commit failed).
+    #[error("the outbox is not accepting records")]
+    Closed,
+    /// Opening the database failed.
+    #[error(transparent)]
+    Open(Arc<schema::SchemaError>),
+}
+
+pub(crate) enum Ingest {
+    Event {
+        event: PendingEvent,
+        redacted: u32,
+        acks: bool,
+        reply: oneshot::Sender<Result<Stored, OutboxError>>,
+    },
+    DeadLetter {
+        source: SourceName,
+        letter: DeadLetter,
+        redacted: u32,
+        nacks: bool,
+        reply: oneshot::Sender<Result<i64, OutboxError>>,
+    },
+}
+
+pub(crate) enum Control {
+    Delivered(Vec<RowId>),
+    Rejected { row: RowId, reason: String },
+    Link { connected: bool, detail: String },
+    Alarm { name: &'static str, message: Option<String> },
+}
+
+/// Handle to the outbox, cheap to clone; the writer thread stops when all handles drop.
+#[derive(Clone)]
+pub struct Outbox {
+    ingest: mpsc::Sender<Ingest>,
+    control: mpsc::UnboundedSender<Control>,
+    committed: Arc<Notify>,
+    path: PathBuf,
+}
+
+/// Records waiting for the writer at once; beyond this, sources wait (back-pressure).
+const INGEST_QUEUE: usize = 8192;
+
+impl Outbox {
+    /// Opens (creating and migrating) the database and starts the writer thread.
+    pub fn open(cfg: &OutboxConfig) -> Result<(Outbox, std::thread::JoinHandle<()>), OutboxError> {
+        let conn = schema::open_writer(&cfg.path).map_err(|e| OutboxError::Open(Arc::new(e)))?;
+        let committed = Arc::new(Notify::new());
+        let guard = SpaceGuard::new(&cfg.path, cfg.max_bytes.0, cfg.min_free_disk.0);
+        let wcfg = WriterConfig {
+            group_window: Duration::from_millis(cfg.group_commit_ms),
+            max_group: cfg.max_group,
+            retain: Duration::from_secs(u64::from(cfg.retain_delivered_days) * 86_400),
+        };
+        let writer = writer::Writer::new(conn, wcfg, guard, committed.clone()).map_err(|e| {
+            OutboxError::Open(Arc::new(schema::SchemaError::Sqlite {
+                path: cfg.path.display().to_string(),
+                source: e,
+            }))
+        })?;
+        let (ingest, ingest_rx) = mpsc::channel(INGEST_QUEUE);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let handle = std::thread::Builder::new()
+            .name("outbox-writer".into())
+            .spawn(move || writer.run(ingest_rx, control_rx))
+            .map_err(|e| OutboxError::Write(format!("cannot start the writer thread: {e}")))?;
+        Ok((
+            Outbox {
+                ingest,
+                control,
+                committed,
+                path: cfg.path.clone(),
+            },
+            handle,
+        ))
+    }
+
+    /// Stores an event; resolves once its group has committed. `acks` says whether the
+    /// source will acknowledge it to the register (for the counters).
+    pub async fn store(&self, event: PendingEvent, redacted: u32, acks: bool) -> Result<Stored, OutboxError> {
+        let (reply, rx) = oneshot::channel();
+        self.ingest
+            .send(Ingest::Event {
+                event,
+                redacted,
+                acks,
+                reply,
+            })
+            .await
+            .map_err(|_| OutboxError::Closed)?;
+        rx.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    /// Stores a dead letter; resolves once it has committed.
+    pub async fn dead_letter(
+        &self,
+        source: SourceName,
+        letter: DeadLetter,
+        redacted: u32,
+        nacks: bool,
+    ) -> Result<i64, OutboxError> {
+        let (reply, rx) = oneshot::channel();
+        self.ingest
+            .send(Ingest::DeadLetter {
+                source,
+                letter,
+                redacted,
+                nacks,
+                reply,
+            })
+            .await
+            .map_err(|_| OutboxError::Closed)?;
+        rx.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    /// The broker acknowledged these rows: they leave the outbox.
+    pub fn delivered(&self, rows: Vec<RowId>) {
+        let _ = self.control.send(Control::Delivered(rows));
+    }
+
+    /// The broker refused this row for good: it moves to the dead letters.
+    pub fn rejected(&self, row: RowId, reason: String) {
+        let _ = self.control.send(Control::Rejected { row, reason });
+    }
+
+    /// Records the uplink state for `posedge status`.
+    pub fn link_state(&self, connected: bool, detail: String) {
+        let _ = self.control.send(Control::Link { connected, detail });
+    }
+
+    /// Raises (`Some`) or clears (`None`) a named alarm.
+    pub fn alarm(&self, name: &'static str, message: Option<String>) {
+        let _ = self.control.send(Control::Alarm { name, message });
+    }
+
+    /// Woken after every commit that added events.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,227 @@
+//! Read-only queries: what the uplink sends next, and the status snapshot.
+
+use crate::event::RowId;
+use crate::clock::now_ms;
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+/// A queued event as the uplink needs it.
+#[derive(Debug, Clone)]
+pub struct QueuedEvent {
+    /// Row to delete on PUBACK.
+    pub row: RowId,
+    /// Register (topic level).
+    pub register_id: String,
+    /// Event type (topic level).
+    pub event_type: String,
+    /// The serialised event.
+    pub payload: Vec<u8>,
+}
+
+/// Queued events after `after`, oldest first. Row order is commit order, so per-register
+/// order is kept by sending in this order.
+pub fn queued_after(conn: &Connection, after: RowId, limit: usize) -> rusqlite::Result<Vec<QueuedEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.register_id, e.event_type, e.payload FROM outbox o JOIN events e ON e.id = o.id
+         WHERE o.id > ?1 ORDER BY o.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![after.0, limit as i64], |r| {
+        Ok(QueuedEvent {
+            row: RowId(r.get(0)?),
+            register_id: r.get(1)?,
+            event_type: r.get(2)?,
+            payload: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Per-source counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SourceCounters {
+    /// Source name.
+    pub name: String,
+    /// Records read.
+    pub received: u64,
+    /// Events acknowledged to the register.
+    pub acked: u64,
+    /// Records refused with a nack.
+    pub nacked: u64,
+    /// Records in the dead letters.
+    pub dead_letters: u64,
+    /// Card data items masked or removed.
+    pub redacted: u64,
+    /// Highest `seq` assigned.
+    pub last_seq: u64,
+}
+
+/// An active alarm.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Alarm {
+    /// Stable name, e.g. `outbox_full`.
+    pub name: String,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Since when (ms since the epoch).
+    pub since_ms: i64,
+}
+
+/// Outbox figures.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OutboxStatus {
+    /// Events waiting for a PUBACK.
+    pub pending: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Age of the oldest waiting event in seconds.
+    pub oldest_age_s: Option<u64>,
+    /// Dead letters stored.
+    pub dead_letters: u64,
+}
+
+/// Uplink figures.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UplinkStatus {
+    /// Connected to the broker now.
+    pub connected: bool,
+    /// Last state change detail (error text when down).
+    pub detail: Option<String>,
+    /// Last PUBACK time, RFC 3339.
+    pub last_puback_at: Option<String>,
+}
+
+/// Agent liveness.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AgentStatus {
+    /// True when the writer's heartbeat is recent.
+    pub running: bool,
+    /// Process id that wrote the heartbeat.
+    pub pid: Option<u32>,
+    /// Seconds since the last heartbeat.
+    pub heartbeat_age_s: Option<u64>,
+}
+
+/// Everything `posedge status` shows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Agent liveness.
+    pub agent: AgentStatus,
+    /// Queue figures.
+    pub outbox: OutboxStatus,
+    /// Link figures.
+    pub uplink: UplinkStatus,
+    /// Per-source counters.
+    pub sources: Vec<SourceCounters>,
+    /// Active alarms.
+    pub alarms: Vec<Alarm>,
+}
+
+fn state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM agent_state WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Reads a consistent snapshot (one read transaction).
+pub fn snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
+    conn.execute_batch("BEGIN")?;
+    let result = read_snapshot(conn);
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+fn read_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
+    let now = now_ms();
+    let oldest: Option<i64> = conn.query_row(
+        "SELECT e.received_at_ms FROM events e WHERE e.id = (SELECT MIN(id) FROM outbox)",
+        [],
+        |r| r.get(0),
+    ).optional()?;
+    let ms = |key: &str| -> rusqlite::Result<Option<i64>> {
+        Ok(state(conn, key)?.and_then(|v| v.parse().ok()))
+    };
+    let heartbeat = ms("agent.heartbeat_ms")?;
+    let heartbeat_age_s = heartbeat.map(|h| u64::try_from((now - h) / 1000).unwrap_or(0));
+    let running = heartbeat_age_s.is_some_and(|a| a <= 10);
+    let outbox = OutboxStatus {
+        pending: count(conn, "SELECT COUNT(*) FROM outbox")?,
+        bytes: count(conn, "SELECT COALESCE(SUM(bytes), 0) FROM outbox")?,
+        oldest_age_s: oldest.map(|t| u64::try_from((now - t) / 1000).unwrap_or(0)),
+        dead_letters: count(conn, "SELECT COUNT(*) FROM dead_letters")?,
+    };
+    let uplink = UplinkStatus {
+        // A stale row from a dead agent must not claim a live link.
+        connected: running && state(conn, "uplink.connected")?.as_deref() == Some("true"),
+        detail: state(conn, "uplink.detail")?,
+        last_puback_at: ms("uplink.last_puback_ms")?.map(crate::clock::rfc3339_from_ms),
+    };
+    let mut stmt = conn.prepare(
+        "SELECT s.source, s.received, s.acked, s.nacked, s.dead_letters, s.redacted, COALESCE(q.last_seq, 0)
+         FROM source_stats s LEFT JOIN source_seq q ON q.source = s.source ORDER BY s.source",
+    )?;
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    let sources = stmt
+        .query_map([], |r| {
+            Ok(SourceCounters {
+                name: r.get(0)?,
+                received: u(r.get(1)?),
+                acked: u(r.get(2)?),
+                nacked: u(r.get(3)?),
+                dead_letters: u(r.get(4)?),
+                redacted: u(r.get(5)?),
+                last_seq: u(r.get(6)?),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare("SELECT name, message, since_ms FROM alarms ORDER BY since_ms")?;
+    let alarms = stmt
+        .query_map([], |r| {
+            Ok(Alarm {
+                name: r.get(0)?,
+                message: r.get(1)?,
+                since_ms: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Snapshot {
+        agent: AgentStatus {
+            running,
+            pid: state(conn, "agent.pid")?.and_then(|p| p.parse().ok()),
+            heartbeat_age_s,
+        },
+        outbox,
+        uplink,
+        sources,
+        alarms,
+    })
+}
+
+/// A read connection shareable across await points (the uplink holds it in a task).
+pub struct Reader(std::sync::Mutex<Connection>);
+
+impl Reader {
+    /// Wraps a read-only connection.
+    pub fn new(conn: Connection) -> Self {
+        Reader(std::sync::Mutex::new(conn))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        // A panic while holding the lock cannot leave a read connection inconsistent.
+        let conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
+    /// See [`queued_after`].
+    pub fn queued_after(&self, after: RowId, limit: usize) -> rusqlite::Result<Vec<QueuedEvent>> {
+        self.with(|c| queued_after(c, after, limit))
+    }
+
+    /// See [`snapshot`].
+    pub fn snapshot(&self) -> rusqlite::Result<Snapshot> {
+        self.with(snapshot)
+    }
+}

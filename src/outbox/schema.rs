@@ -1,0 +1,150 @@
+//! Opening the database: pragmas and schema migrations versioned in `user_version`.
+
+use rusqlite::Connection;
+use std::path::Path;
+
+/// Migrations in order; index + 1 is the schema version they produce. Never edit a
+/// released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: events (the outbox rows and the delivered archive), the pending set, seq
+    // counters, dead letters, counters, agent state and alarms.
+    r#"
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        register_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        received_at_ms INTEGER NOT NULL,
+        UNIQUE (source, seq)
+    );
+    CREATE TABLE outbox (id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL);
+    CREATE TABLE source_seq (source TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        register_id TEXT,
+        reason TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        received_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE source_stats (
+        source TEXT PRIMARY KEY,
+        received INTEGER NOT NULL DEFAULT 0,
+        acked INTEGER NOT NULL DEFAULT 0,
+        nacked INTEGER NOT NULL DEFAULT 0,
+        dead_letters INTEGER NOT NULL DEFAULT 0,
+        redacted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE agent_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE alarms (name TEXT PRIMARY KEY, message TEXT NOT NULL, since_ms INTEGER NOT NULL);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Errors opening or migrating the store.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// SQLite refused.
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// Database file.
+        path: String,
+        /// The error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer posedge.
+    #[error("{path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; install the newer posedge or move the file aside")]
+    TooNew {
+        /// Database file.
+        path: String,
+        /// Version found.
+        found: usize,
+    },
+}
+
+/// Opens the writer connection: WAL, `synchronous=FULL`, schema migrated.
+pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
+    let err = |source| SchemaError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+         PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=4000;",
+    )
+    .map_err(err)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a reader connection (status, uplink) that never writes.
+pub fn open_reader(path: &Path) -> Result<Connection, SchemaError> {
+    let err = |source| SchemaError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(err)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), SchemaError> {
+    let err = |source| SchemaError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > SCHEMA_VERSION {
+        return Err(SchemaError::TooNew {
+            path: path.display().to_string(),
+            found: version,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        // Each step and its version bump commit together, so a crash mid-migration
+        // leaves the previous version intact.
+        let batch = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        if let Err(e) = conn.execute_batch(&batch) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(err(e));
+        }
+        tracing::info!(version = i + 1, "outbox schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let c = open_writer(&path).unwrap();
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v as usize, SCHEMA_VERSION);
+        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(c);
+        open_writer(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(c);
+        assert!(matches!(open_writer(&path), Err(SchemaError::TooNew { found: 99, .. })));
+    }
+}

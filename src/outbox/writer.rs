@@ -1,0 +1,486 @@
+//! The single SQLite writer: group commit for ingest, deletes on PUBACK, state for
+//! `posedge status`. One thread owns the write connection so commits never contend.
+
+use super::space::{Pressure, SpaceGuard};
+use super::{Control, Ingest, OutboxError, Stored};
+use crate::event::{EventId, RowId, Seq};
+use crate::clock::now_ms;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+/// Tunables the writer needs from the config.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// How long to gather a group after its first record.
+    pub group_window: Duration,
+    /// Most records per commit.
+    pub max_group: usize,
+    /// Delivered events older than this are pruned.
+    pub retain: Duration,
+}
+
+/// Per-source counter deltas, written in the same transaction as the rows they count.
+#[derive(Default)]
+struct Counts {
+    received: i64,
+    acked: i64,
+    nacked: i64,
+    dead_letters: i64,
+    redacted: i64,
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    cfg: WriterConfig,
+    guard: SpaceGuard,
+    pending_bytes: u64,
+    last_seq: HashMap<String, u64>,
+    pressure: Option<Pressure>,
+    committed: Arc<Notify>,
+    last_prune: Instant,
+}
+
+const HEARTBEAT: Duration = Duration::from_secs(2);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        cfg: WriterConfig,
+        guard: SpaceGuard,
+        committed: Arc<Notify>,
+    ) -> Result<Self, rusqlite::Error> {
+        let pending_bytes: i64 =
+            conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| r.get(0))?;
+        Ok(Writer {
+            conn,
+            cfg,
+            guard,
+            pending_bytes: u64::try_from(pending_bytes).unwrap_or(0),
+            last_seq: HashMap::new(),
+            pressure: None,
+            committed,
+            last_prune: Instant::now(),
+        })
+    }
+
+    /// Runs until every sender is gone.
+    pub(super) fn run(
+        mut self,
+        mut ingest: mpsc::Receiver<Ingest>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox writer cannot start its timer runtime");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            self.refresh_pressure();
+            let mut ingest_open = true;
+            loop {
+                let accepting = self.pressure.is_none() && ingest_open;
+                tokio::select! {
+                    biased;
+                    c = control.recv() => match c {
+                        Some(c) => {
+                            let mut batch = vec![c];
+                            while let Ok(c) = control.try_recv() {
+                                batch.push(c);
+                            }
+                            self.apply_controls(batch);
+                            if self.pressure.is_some() {
+                                self.refresh_pressure();
+                            }
+                        }
+                        None if !ingest_open => break,
+                        None => {
+                            // The uplink is gone; keep storing until sources close.
+                            std::future::pending::<()>().await;
+                        }
+                    },
+                    m = ingest.recv(), if accepting => match m {
+                        Some(first) => {
+                            let group = self.gather(first, &mut ingest).await;
+                            self.commit_group(group);
+                            self.refresh_pressure();
+                        }
+                        None => ingest_open = false,
+                    },
+                    _ = tick.tick() => {
+                        self.refresh_pressure();
+                        self.heartbeat();
+                        if self.last_prune.elapsed() >= PRUNE_EVERY {
+                            self.prune_delivered();
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    async fn gather(&mut self, first: Ingest, rx: &mut mpsc::Receiver<Ingest>) -> Vec<Ingest> {
+        let mut group = vec![first];
+        let deadline = tokio::time::Instant::now() + self.cfg.group_window;
+        while group.len() < self.cfg.max_group {
+            match rx.try_recv() {
+                Ok(m) => group.push(m),
+                Err(_) if self.cfg.group_window.is_zero() => break,
+                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(m)) => group.push(m),
+                    _ => break,
+                },
+            }
+        }
+        group
+    }
+
+    fn commit_group(&mut self, group: Vec<Ingest>) {
+        match write_group(&mut self.conn, &self.last_seq, group) {
+            Ok(done) => {
+                self.last_seq.extend(done.seqs);
+                self.pending_bytes += done.added;
+                for reply in done.replies {
+                    reply.send();
+                }
+                if done.added > 0 {
+                    self.committed.notify_one();
+                }
+                self.clear_alarm("store_write_failed");
+            }
+            Err(e) => {
+                // Nothing of the group is durable. Dropping the reply senders tells every
+                // waiting source so; nobody is acked and the registers re-send.
+                self.last_seq.clear();
+                tracing::error!(error = %e, "outbox commit failed; the group is not acked and will be re-sent by the registers");
+                self.set_alarm("store_write_failed", &format!("outbox commit failed: {e}"));
+            }
+        }
+    }
+
+    fn apply_controls(&mut self, batch: Vec<Control>) {
+        let now = now_ms();
+        let result = (|| -> Result<u64, rusqlite::Error> {
+            let tx = self.conn.transaction()?;
+            let mut freed = 0u64;
+            let mut acked_any = false;
+            for c in batch {
+                match c {
+                    Control::Delivered(rows) => {
+                        for RowId(id) in rows {
+                            let bytes: Option<i64> = tx
+                                .prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING bytes")?
+                                .query_row([id], |r| r.get(0))
+                                .optional()?;
+                            freed += bytes.map(|b| b as u64).unwrap_or(0);
+                        }
+                        acked_any = true;
+                    }
+                    Control::Rejected { row, reason } => {
+                        let bytes: Option<i64> = tx
+                            .prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING bytes")?
+                            .query_row([row.0], |r| r.get(0))
+                            .optional()?;
+                        freed += bytes.map(|b| b as u64).unwrap_or(0);
+                        tx.prepare_cached(
+                            "INSERT INTO dead_letters (source, register_id, reason, raw, received_at_ms)
+                             SELECT source, register_id, ?2, payload, ?3 FROM events WHERE id = ?1",
+                        )?
+                        .execute(params![row.0, reason, now])?;
+                        tx.prepare_cached(
+                            "INSERT INTO source_stats (source, dead_letters) SELECT source, 1 FROM events WHERE id = ?1
+                             ON CONFLICT(source) DO UPDATE SET dead_letters = dead_letters + 1",
+                        )?
+                        .execute([row.0])?;
+                    }
+                    Control::Link { connected, detail } => {
+                        set_state(&tx, "uplink.connected", if connected { "true" } else { "false" })?;
+                        set_state(&tx, "uplink.detail", &detail)?;
+                        set_state(&tx, "uplink.since_ms", &now.to_string())?;
+                    }
+                    Control::Alarm { name, message } => match message {
+                        Some(m) => upsert_alarm(&tx, name, &m, now)?,
+                        None => {
+                            tx.execute("DELETE FROM alarms WHERE name = ?1", [name])?;
+                        }
+                    },
+                }
+            }
+            if acked_any {
+                set_state(&tx, "uplink.last_puback_ms", &now.to_string())?;
+            }
+            tx.commit()?;
+            Ok(freed)
+        })();
+        match result {
+            Ok(freed) => self.pending_bytes = self.pending_bytes.saturating_sub(freed),
+            // The rows stay queued and are re-sent: a duplicate, never a loss.
+            Err(e) => tracing::error!(error = %e, "outbox could not record deliveries; they will be re-sent"),
+        }
+    }
+
+    fn refresh_pressure(&mut self) {
+        let reusable = self.reusable_bytes();
+        let now = self.guard.check(self.pending_bytes, reusable);
+        let now = match now {
+            Some(Pressure::DiskLow { .. }) if self.prune_delivered() > 0 => {
+                self.guard.check(self.pending_bytes, self.reusable_bytes())
+            }
+            other => other,
+        };
+        match (&self.pressure, &now) {
+            (None, Some(p)) => {
+                tracing::warn!(pressure = %p, "outbox bound reached");
+                self.set_alarm("outbox_full", &p.to_string());
+            }
+            (Some(_), None) => {
+                tracing::info!(pending_bytes = self.pending_bytes, "outbox back under its bounds; acks resume");
+                self.clear_alarm("outbox_full");
+            }
+            _ => {}
+        }
+        self.pressure = now;
+    }
+
+    fn reusable_bytes(&self) -> u64 {
+        self.conn
+            .query_row(
+                "SELECT (SELECT freelist_count FROM pragma_freelist_count) * (SELECT page_size FROM pragma_page_size)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Drops delivered events past retention, and under disk pressure the oldest
+    /// delivered events regardless of age: the archive yields before ingest does.
+    fn prune_delivered(&mut self) -> usize {
+        self.last_prune = Instant::now();
+        let cutoff = now_ms() - self.cfg.retain.as_millis() as i64;
+        let under_pressure = matches!(self.pressure, Some(Pressure::DiskLow { .. }));
+        let sql = if under_pressure {
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id) ORDER BY e.id LIMIT 10000)"
+        } else {
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.received_at_ms < ?1 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id) ORDER BY e.id LIMIT 10000)"
+        };
+        let n = if under_pressure {
+            self.conn.execute(sql, [])
+        } else {
+            self.conn.execute(sql, [cutoff])
+        };
+        match n {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(events = n, "pruned delivered events from the archive");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning delivered events failed");
+                0
+            }
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let now = now_ms().to_string();
+        let pid = std::process::id().to_string();
+        let r = set_state(&self.conn, "agent.heartbeat_ms", &now)
+            .and_then(|_| set_state(&self.conn, "agent.pid", &pid));
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot write the status heartbeat");
+        }
+    }
+
+    fn set_alarm(&mut self, name: &str, message: &str) {
+        if let Err(e) = upsert_alarm(&self.conn, name, message, now_ms()) {
+            tracing::warn!(error = %e, alarm = name, "cannot record alarm");
+        }
+    }
+
+    fn clear_alarm(&mut self, name: &str) {
+        let _ = self.conn.execute("DELETE FROM alarms WHERE name = ?1", [name]);
+    }
+}
+
+/// A reply to send once the group's commit succeeded.
+enum Reply {
+    Event(tokio::sync::oneshot::Sender<Result<Stored, OutboxError>>, Stored),
+    DeadLetter(tokio::sync::oneshot::Sender<Result<i64, OutboxError>>, i64),
+}
+
+impl Reply {
+    fn send(self) {
+        // A source that hung up no longer needs its answer; the row is durable anyway.
+        match self {
+            Reply::Event(tx, stored) => drop(tx.send(Ok(stored))),
+            Reply::DeadLetter(tx, id) => drop(tx.send(Ok(id))),
+        }
+    }
+}
+
+/// What one committed group did.
+struct GroupDone {
+    added: u64,
+    replies: Vec<Reply>,
+    seqs: HashMap<String, u64>,
+}
+
+/// Writes one group in one transaction. On error nothing is committed and the caller
+/// drops the group's reply senders.
+fn write_group(
+    conn: &mut Connection,
+    cache: &HashMap<String, u64>,
+    group: Vec<Ingest>,
+) -> Result<GroupDone, rusqlite::Error> {
+    let now = now_ms();
+    let tx = conn.transaction()?;
+    let mut done = GroupDone {
+        added: 0,
+        replies: Vec::with_capacity(group.len()),
+        seqs: HashMap::new(),
+    };
+    let mut counts: HashMap<String, Counts> = HashMap::new();
+    for msg in group {
+        match msg {
+            Ingest::Event {
+                event,
+                redacted,
+                acks,
+                reply,
+            } => {
+                let source = event.source.as_str().to_string();
+                let c = counts.entry(source.clone()).or_default();
+                c.received += 1;
+                c.redacted += i64::from(redacted);
+                c.acked += i64::from(acks);
+                let existing = tx
+                    .prepare_cached("SELECT event_id, seq FROM events WHERE idempotency_key = ?1")?
+                    .query_row([event.idempotency_key.as_str()], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()?;
+                if let Some((id, seq)) = existing {
+                    let stored = Stored {
+                        event_id: EventId::from_stored(id),
+                        seq: Seq::new(u64::try_from(seq).unwrap_or(0)),
+                        duplicate: true,
+                    };
+                    done.replies.push(Reply::Event(reply, stored));
+                    continue;
+                }
+                let last = match done.seqs.get(&source).or_else(|| cache.get(&source)) {
+                    Some(n) => *n,
+                    None => tx
+                        .prepare_cached("SELECT last_seq FROM source_seq WHERE source = ?1")?
+                        .query_row([&source], |r| r.get::<_, i64>(0))
+                        .optional()?
+                        .map(|n| u64::try_from(n).unwrap_or(0))
+                        .unwrap_or(0),
+                };
+                let seq = Seq::new(last).next();
+                done.seqs.insert(source.clone(), seq.get());
+                let event_id = EventId::new_v7();
+                let key = event.idempotency_key.as_str().to_string();
+                let register = event.register_id.as_str().to_string();
+                let event_type = event.event_type.clone();
+                let payload = event.finish(&event_id, seq);
+                tx.prepare_cached(
+                    "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    event_id.as_str(),
+                    key,
+                    source,
+                    seq.get() as i64,
+                    register,
+                    event_type,
+                    payload,
+                    now
+                ])?;
+                let row = tx.last_insert_rowid();
+                tx.prepare_cached("INSERT INTO outbox (id, bytes) VALUES (?1, ?2)")?
+                    .execute(params![row, payload.len() as i64])?;
+                done.added += payload.len() as u64;
+                let stored = Stored {
+                    event_id,
+                    seq,
+                    duplicate: false,
+                };
+                done.replies.push(Reply::Event(reply, stored));
+            }
+            Ingest::DeadLetter {
+                source,
+                letter,
+                redacted,
+                nacks,
+                reply,
+            } => {
+                let c = counts.entry(source.as_str().to_string()).or_default();
+                c.received += 1;
+                c.redacted += i64::from(redacted);
+                c.nacked += i64::from(nacks);
+                c.dead_letters += 1;
+                tx.prepare_cached(
+                    "INSERT INTO dead_letters (source, register_id, reason, raw, received_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    source.as_str(),
+                    letter.register_id.as_ref().map(|r| r.as_str()),
+                    letter.reason,
+                    letter.raw,
+                    now
+                ])?;
+                done.replies
+                    .push(Reply::DeadLetter(reply, tx.last_insert_rowid()));
+            }
+        }
+    }
+    for (source, last) in &done.seqs {
+        tx.prepare_cached(
+            "INSERT INTO source_seq (source, last_seq) VALUES (?1, ?2)
+             ON CONFLICT(source) DO UPDATE SET last_seq = excluded.last_seq",
+        )?
+        .execute(params![source, *last as i64])?;
+    }
+    for (source, c) in &counts {
+        tx.prepare_cached(
+            "INSERT INTO source_stats (source, received, acked, nacked, dead_letters, redacted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(source) DO UPDATE SET
+               received = received + excluded.received, acked = acked + excluded.acked,
+               nacked = nacked + excluded.nacked, dead_letters = dead_letters + excluded.dead_letters,
+               redacted = redacted + excluded.redacted",
+        )?
+        .execute(params![source, c.received, c.acked, c.nacked, c.dead_letters, c.redacted])?;
+    }
+    tx.commit()?;
+    Ok(done)
+}
+
+fn set_state(conn: &Connection, key: &str, value: &str) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO agent_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([key, value])?;
+    Ok(())
+}
+
+fn upsert_alarm(conn: &Connection, name: &str, message: &str, now: i64) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO alarms (name, message, since_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET message = excluded.message",
+    )?
+    .execute(params![name, message, now])?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The simulated register (DESIGN §7).
+
+pub mod generate;
+pub mod link_cut;
+pub mod register;
+pub mod subscriber;

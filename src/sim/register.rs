@@ -1,0 +1,185 @@
+//! The simulated LAN register: sends generated events as NDJSON, waits for acks like a
+//! real register (re-sending whatever was not acked after a reconnect) and writes a
+//! ledger so a test can prove every acked event reached the cloud.
+
+use super::generate::{Generator, Profile};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// How the simulated register behaves.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Agent TCP source address.
+    pub connect: SocketAddr,
+    /// Events to send.
+    pub count: u64,
+    /// Seed of the generator.
+    pub seed: u64,
+    /// Store or restaurant.
+    pub profile: Profile,
+    /// Register id stamped on every event.
+    pub register_id: String,
+    /// Business day `YYYY-MM-DD`.
+    pub business_day: String,
+    /// Events per second; 0 = as fast as acks allow.
+    pub rate: u64,
+    /// Lines sent ahead of their acks.
+    pub window: usize,
+    /// Store id, to write idempotency keys into the ledger.
+    pub store_id: String,
+    /// Ledger file (one JSON line per event).
+    pub ledger: Option<PathBuf>,
+    /// Give up when the agent stays unreachable this long.
+    pub give_up_after: Duration,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct SimReport {
+    /// Events generated.
+    pub generated: u64,
+    /// Events acked.
+    pub acked: u64,
+    /// Events nacked.
+    pub nacked: u64,
+    /// Lines re-sent after a reconnect.
+    pub resent: u64,
+    /// Reconnects.
+    pub reconnects: u64,
+    /// Ack latencies in microseconds (send → ack).
+    #[serde(skip)]
+    pub ack_latency_us: Vec<u64>,
+}
+
+/// Why a simulated run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The agent stayed unreachable.
+    #[error("agent at {addr} unreachable for {secs}s: {last}")]
+    Unreachable {
+        /// Address.
+        addr: SocketAddr,
+        /// How long.
+        secs: u64,
+        /// Last error.
+        last: String,
+    },
+    /// The ledger could not be written.
+    #[error("ledger: {0}")]
+    Ledger(#[from] std::io::Error),
+}
+
+struct Sent {
+    line: Vec<u8>,
+    meta: Value,
+    at: Instant,
+}
+
+/// The idempotency key the agent derives for a generated event (DESIGN §2.4).
+pub fn expected_key(store: &str, ev: &Value) -> String {
+    let s = |k: &str| ev.get(k).map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }).unwrap_or_default();
+    format!("{store}|{}|{}|{}|{}", s("register_id"), s("business_day"), s("pos_sequence"), s("event_type"))
+}
+
+/// Runs the register until `count` events are acked or nacked.
+pub async fn run(o: &SimOptions) -> Result<SimReport, SimError> {
+    let mut ledger = match &o.ledger {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => None,
+    };
+    let mut generator = Generator::new(o.seed, o.profile, &o.register_id, &o.business_day);
+    let mut report = SimReport::default();
+    let mut unacked: VecDeque<Sent> = VecDeque::new();
+    let started = Instant::now();
+    let pace = (o.rate > 0).then(|| Duration::from_secs_f64(1.0 / o.rate as f64));
+    let mut down_since: Option<(Instant, String)> = None;
+    while report.acked + report.nacked < o.count {
+        let stream = match TcpStream::connect(o.connect).await {
+            Ok(s) => s,
+            Err(e) => {
+                let (since, _) = down_since.get_or_insert_with(|| (Instant::now(), String::new()));
+                if since.elapsed() > o.give_up_after {
+                    return Err(SimError::Unreachable { addr: o.connect, secs: o.give_up_after.as_secs(), last: e.to_string() });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if down_since.take().is_some() || report.generated > 0 {
+            report.reconnects += u64::from(report.generated > 0);
+        }
+        let _ = stream.set_nodelay(true);
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = BufReader::new(rd).lines();
+        // A real register re-sends everything it holds no ack for, in order.
+        let mut batch = Vec::new();
+        for s in unacked.iter_mut() {
+            batch.extend_from_slice(&s.line);
+            s.at = Instant::now();
+            report.resent += 1;
+        }
+        if wr.write_all(&batch).await.is_err() {
+            continue;
+        }
+        let mut broken = false;
+        while !broken && report.acked + report.nacked < o.count {
+            let can_send = report.generated < o.count && unacked.len() < o.window;
+            let next_due = pace.map(|p| started + p.mul_f64(report.generated as f64));
+            tokio::select! {
+                line = rd.next_line() => match line {
+                    Ok(Some(l)) => {
+                        let Some(sent) = unacked.pop_front() else { broken = true; continue };
+                        let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
+                        let acked = v.get("ack").is_some();
+                        report.ack_latency_us.push(sent.at.elapsed().as_micros() as u64);
+                        if acked { report.acked += 1 } else { report.nacked += 1 }
+                        if let Some(w) = ledger.as_mut() {
+                            let mut m = sent.meta;
+                            m["acked"] = json!(acked);
+                            m["event_id"] = v.get("event_id").cloned().unwrap_or(Value::Null);
+                            m["seq"] = v.get("seq").cloned().unwrap_or(Value::Null);
+                            writeln!(w, "{m}")?;
+                        }
+                    }
+                    _ => broken = true,
+                },
+                _ = async {
+                    if let Some(due) = next_due {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                }, if can_send => {
+                    let ev = generator.next_event();
+                    let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+                    line.push(b'\n');
+                    let meta = json!({
+                        "idempotency_key": expected_key(&o.store_id, &ev),
+                        "register_id": ev.get("register_id"),
+                        "pos_sequence": ev.get("pos_sequence"),
+                        "event_type": ev.get("event_type"),
+                    });
+                    report.generated += 1;
+                    if wr.write_all(&line).await.is_err() {
+                        broken = true;
+                    }
+                    unacked.push_back(Sent { line, meta, at: Instant::now() });
+                }
+            }
+        }
+        if broken {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    if let Some(w) = ledger.as_mut() {
+        w.flush()?;
+    }
+    Ok(report)
+}

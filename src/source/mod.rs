@@ -1,0 +1,4 @@
+//! Sources: where register records enter the agent.
+
+pub mod lines;
+pub mod tcp;

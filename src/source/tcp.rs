@@ -1,0 +1,153 @@
+//! LAN registers: NDJSON over TCP with one ack or nack line per input line (DESIGN §6).
+//!
+//! Each connection reads, decodes and submits lines without waiting for earlier acks
+//! (up to `max_pending_acks`), and a second task writes the answers in line order. A
+//! register that stops reading its acks only stalls itself.
+
+use super::lines::{self, Line};
+use crate::clock::now_rfc3339;
+use crate::ingest::{DeadLetter, Prepared, SourceContext, prepare};
+use crate::outbox::{Outbox, OutboxError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest line.
+    pub max_line: usize,
+    /// Silence after which a connection is closed.
+    pub idle: Duration,
+    /// Lines awaiting their answer at once.
+    pub max_pending: usize,
+    /// Connections at once.
+    pub max_connections: usize,
+}
+
+/// Accepts registers until the listener fails.
+pub async fn serve(listener: TcpListener, ctx: Arc<SourceContext>, outbox: Outbox, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(source = %ctx.origin.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(source = %ctx.origin.name, %peer, max = limits.max_connections,
+                "connection refused: too many register connections on this source");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            tracing::debug!(source = %ctx.origin.name, %peer, "register connected");
+            connection(stream, &ctx, outbox, limits).await;
+            tracing::debug!(source = %ctx.origin.name, %peer, "register disconnected");
+            drop(permit);
+        });
+    }
+}
+
+/// The answer for one line.
+enum Answer {
+    Ack { line: u64, event_id: String, seq: u64 },
+    Nack { line: u64, reason: String },
+    /// Nothing durable: close without answering so the register re-sends.
+    Fail(OutboxError),
+}
+
+async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox, limits: Limits) {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let (tx, mut rx) = mpsc::channel::<JoinHandle<Answer>>(limits.max_pending);
+    let name = ctx.origin.name.clone();
+    let answers = tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let text = match job.await {
+                Ok(Answer::Ack { line, event_id, seq }) => {
+                    format!("{{\"ack\":{line},\"event_id\":\"{event_id}\",\"seq\":{seq}}}\n")
+                }
+                Ok(Answer::Nack { line, reason }) => {
+                    let reason = serde_json::Value::String(reason);
+                    format!("{{\"nack\":{line},\"reason\":{reason}}}\n")
+                }
+                Ok(Answer::Fail(e)) => {
+                    tracing::warn!(source = %name, error = %e, "closing register connection without ack; it will re-send");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(source = %name, error = %e, "line task failed; closing connection");
+                    return;
+                }
+            };
+            if wr.write_all(text.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut n: u64 = 0;
+    loop {
+        let read = tokio::time::timeout(limits.idle, lines::read_line(&mut rd, limits.max_line)).await;
+        let line = match read {
+            Err(_) => {
+                tracing::info!(source = %ctx.origin.name, idle_s = limits.idle.as_secs(), "closing silent register connection");
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(source = %ctx.origin.name, error = %e, "register connection read error");
+                break;
+            }
+            Ok(Ok(Line::Eof)) => break,
+            Ok(Ok(l)) => l,
+        };
+        n += 1;
+        let job = tokio::spawn(answer(n, line, ctx.clone(), outbox.clone(), limits.max_line));
+        if tx.send(job).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = answers.await;
+}
+
+async fn answer(n: u64, line: Line, ctx: Arc<SourceContext>, outbox: Outbox, max: usize) -> Answer {
+    let (prepared, found) = match line {
+        Line::Complete(raw) => prepare(&ctx, &raw, &now_rfc3339()),
+        Line::TooLong { prefix, len } => {
+            let (raw, found) = crate::redact::redact_bytes(&prefix);
+            let reason = format!("line of {len} bytes exceeds max_line_bytes ({max}); first {} bytes kept", raw.len());
+            (Prepared::Rejected(DeadLetter { reason, raw: raw.into_owned(), register_id: ctx.default_register.clone() }), found)
+        }
+        Line::Truncated(partial) => {
+            let (raw, found) = crate::redact::redact_bytes(&partial);
+            let reason = format!("connection closed after {} bytes without a newline; the register must re-send", raw.len());
+            (Prepared::Rejected(DeadLetter { reason, raw: raw.into_owned(), register_id: ctx.default_register.clone() }), found)
+        }
+        Line::Eof => return Answer::Fail(OutboxError::Closed),
+    };
+    match prepared {
+        Prepared::Event(event) => match outbox.store(event, found.total(), true).await {
+            Ok(s) => Answer::Ack { line: n, event_id: s.event_id.to_string(), seq: s.seq.get() },
+            Err(e) => Answer::Fail(e),
+        },
+        Prepared::Rejected(letter) => {
+            let reason = letter.reason.clone();
+            tracing::info!(source = %ctx.origin.name, line = n, %reason, "record dead-lettered");
+            match outbox.dead_letter(ctx.origin.name.clone(), letter, found.total(), true).await {
+                Ok(_) => Answer::Nack { line: n, reason },
+                Err(e) => Answer::Fail(e),
+            }
+        }
+    }
+}

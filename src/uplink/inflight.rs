@@ -1,0 +1,82 @@
+//! Which outbox row each in-flight MQTT packet carries.
+//!
+//! rumqttc assigns packet ids when it writes a publish, in request order, and reports
+//! `Outgoing::Publish(pkid)`; each session uses a fresh event loop, so the n-th such
+//! report is the n-th publish handed to it. A PUBACK then names exactly one row.
+
+use crate::event::RowId;
+use std::collections::{HashMap, VecDeque};
+
+/// What a publish carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// An outbox row.
+    Event(RowId),
+    /// The agent's status message (nothing to delete).
+    Status,
+}
+
+/// Publishes handed to rumqttc and not yet acknowledged.
+#[derive(Debug, Default)]
+pub struct Inflight {
+    handed: VecDeque<Carried>,
+    on_wire: HashMap<u16, Carried>,
+}
+
+/// A packet id the session never announced: the mapping cannot be trusted any more.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("packet id {0} was not expected; dropping the session to resynchronise")]
+pub struct Desync(pub u16);
+
+impl Inflight {
+    /// A publish was handed to the client.
+    pub fn handed(&mut self, c: Carried) {
+        self.handed.push_back(c);
+    }
+
+    /// The client wrote the oldest handed publish with this packet id.
+    pub fn written(&mut self, pkid: u16) -> Result<(), Desync> {
+        let c = self.handed.pop_front().ok_or(Desync(pkid))?;
+        if self.on_wire.insert(pkid, c).is_some() {
+            return Err(Desync(pkid));
+        }
+        Ok(())
+    }
+
+    /// The broker acknowledged this packet id.
+    pub fn acked(&mut self, pkid: u16) -> Result<Carried, Desync> {
+        self.on_wire.remove(&pkid).ok_or(Desync(pkid))
+    }
+
+    /// Publishes not yet acknowledged.
+    pub fn len(&self) -> usize {
+        self.handed.len() + self.on_wire.len()
+    }
+
+    /// True when nothing is outstanding.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_packets_to_rows_in_order() {
+        let mut f = Inflight::default();
+        f.handed(Carried::Event(RowId(10)));
+        f.handed(Carried::Status);
+        f.handed(Carried::Event(RowId(11)));
+        f.written(1).unwrap();
+        f.written(2).unwrap();
+        assert_eq!(f.acked(2), Ok(Carried::Status));
+        f.written(3).unwrap();
+        assert_eq!(f.acked(3), Ok(Carried::Event(RowId(11))));
+        assert_eq!(f.acked(1), Ok(Carried::Event(RowId(10))));
+        assert!(f.is_empty());
+        assert_eq!(f.acked(1), Err(Desync(1)));
+        assert_eq!(f.written(4), Err(Desync(4)));
+    }
+}

@@ -1,0 +1,218 @@
+//! Real parts for the whole-agent tests: Mosquitto with TLS/mTLS, the posedge binary as a
+//! child process, a cloud subscriber, and the simulated register.
+#![allow(dead_code)]
+
+use posedge::config::MqttVersion;
+use posedge::demo::certs::{self, Pki};
+use posedge::sim::subscriber::Subscriber;
+use posedge::uplink::session::SessionOptions;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn wait_port(port: u16, up: bool, within: Duration) {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        let open = TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if open == up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("port {port} did not become {}", if up { "open" } else { "closed" });
+}
+
+/// A test world: temp dir, PKI, a Mosquitto that requires client certificates.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub broker_port: u16,
+    broker: Option<Child>,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = certs::generate(dir.path(), "test-ca", &["agent", "cloud"]).unwrap();
+        World { dir, pki, broker_port: free_port(), broker: None }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn start_broker(&mut self) {
+        let conf = self.path("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n\
+                 tls_version tlsv1.2\nallow_anonymous true\npersistence true\npersistence_location {dir}/\nmax_inflight_messages 1000\n\
+                 max_queued_messages 1000000\nlog_dest stderr\nlog_type error\n",
+                port = self.broker_port,
+                ca = self.pki.ca.display(),
+                cert = self.pki.server.0.display(),
+                key = self.pki.server.1.display(),
+                dir = self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install mosquitto)");
+        self.broker = Some(child);
+        wait_port(self.broker_port, true, Duration::from_secs(10));
+    }
+
+    /// A graceful stop (SIGTERM): Mosquitto saves its sessions, as a real restart does.
+    pub fn stop_broker(&mut self) {
+        if let Some(mut c) = self.broker.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+        wait_port(self.broker_port, false, Duration::from_secs(10));
+    }
+
+    /// Writes an agent config; `extra` is appended to the `[uplink]`-less top.
+    pub fn agent_config(&self, lan_port: u16, outbox_extra: &str, uplink_extra: &str) -> PathBuf {
+        let (cert, key) = self.pki.client("agent").unwrap();
+        let path = self.path("posedge.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "tenant = \"t1\"\nstore_id = \"s1\"\n\n[outbox]\npath = \"{db}\"\nmin_free_disk = 0\n{outbox_extra}\n\n\
+                 [uplink]\nurl = \"mqtts://localhost:{port}\"\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+                 backoff_floor_ms = 50\nbackoff_cap_ms = 500\nkeep_alive_s = 5\n{uplink_extra}\n\n\
+                 [[source]]\nname = \"lan1\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:{lan_port}\"\nregister_id = \"reg-default\"\nidle_timeout_s = 5\n",
+                db = self.path("outbox.db").display(),
+                port = self.broker_port,
+                ca = self.pki.ca.display(),
+                cert = cert.display(),
+                key = key.display()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn subscriber(&self, version: MqttVersion) -> Subscriber {
+        let (cert, key) = self.pki.client("cloud").unwrap();
+        let opts = SessionOptions {
+            version,
+            host: "localhost".into(),
+            port: self.broker_port,
+            client_id: format!("cloud-{}", self.broker_port),
+            keep_alive: Duration::from_secs(5),
+            tls: Some(posedge::uplink::tls::client_config(&self.pki.ca, Some((cert, key))).unwrap()),
+            will: (String::new(), Vec::new()),
+            max_inflight: 100,
+        };
+        let sub = Subscriber::start(&opts, "posedge/v1/t1/s1/+/+", true);
+        eventually(Duration::from_secs(10), "subscriber subscribed", || sub.seen().subscribed);
+        sub
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.broker.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The agent binary as a child process; SIGKILLed on drop.
+pub struct Agent {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn start(config: &Path, lan_port: u16, log: PathBuf) -> Agent {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_posedge"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "posedge=debug")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        wait_port(lan_port, true, Duration::from_secs(10));
+        Agent { child, log }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `posedge status --json` of a config.
+pub fn status(config: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_posedge"))
+        .args(["status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits until `f` holds or panics with `what`.
+pub fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+pub fn lan(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Acked idempotency keys from a sim ledger.
+pub fn acked_keys(ledger: &Path) -> Vec<String> {
+    std::fs::read_to_string(ledger)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["acked"] == true)
+        .filter_map(|v| v["idempotency_key"].as_str().map(String::from))
+        .collect()
+}

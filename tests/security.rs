@@ -1,0 +1,130 @@
+//! TLS and PCI: wrong CA refused and logged, mTLS enforced by Mosquitto, and card numbers
+//! never reaching disk, logs or the wire.
+
+mod common;
+
+use common::*;
+use posedge::config::MqttVersion;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+#[test]
+fn wrong_ca_is_refused_with_a_clear_log_and_events_stay_queued() {
+    let mut w = World::new();
+    w.start_broker();
+    let other = tempfile::tempdir().unwrap();
+    let foreign = posedge::demo::certs::generate(other.path(), "foreign-ca", &[]).unwrap();
+    let lan_port = free_port();
+    let cfg = w.agent_config(lan_port, "", "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("ca = \"{}\"", w.pki.ca.display()),
+        &format!("ca = \"{}\"", foreign.ca.display()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let log = w.path("agent.log");
+    let _agent = Agent::start(&cfg, lan_port, log.clone());
+    let mut s = TcpStream::connect(lan(lan_port)).unwrap();
+    s.write_all(b"{\"event_type\":\"no_sale\",\"register_id\":\"r1\",\"pos_sequence\":1}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    assert!(line.contains("\"ack\":1"), "{line}");
+    eventually(Duration::from_secs(10), "a log line naming the certificate problem", || {
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        l.contains("uplink down") && (l.contains("UnknownIssuer") || l.contains("certificate"))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let st = status(&cfg);
+    assert_eq!(st["uplink"]["connected"], false, "{st}");
+    assert_eq!(st["outbox"]["pending"], 1, "{st}");
+}
+
+#[test]
+fn mosquitto_requiring_client_certs_rejects_a_client_without_one() {
+    let mut w = World::new();
+    w.start_broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _g = rt.enter();
+    let opts = posedge::uplink::session::SessionOptions {
+        version: MqttVersion::V5,
+        host: "localhost".into(),
+        port: w.broker_port,
+        client_id: "no-cert".into(),
+        keep_alive: Duration::from_secs(5),
+        tls: Some(posedge::uplink::tls::client_config(&w.pki.ca, None).unwrap()),
+        will: ("x/status".into(), b"offline".to_vec()),
+        max_inflight: 10,
+    };
+    let mut s = posedge::uplink::session::Session::start(&opts);
+    let r = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), s.next()).await });
+    match r {
+        Ok(Err(e)) => assert!(!e.is_empty()),
+        other => panic!("a client without a certificate must be refused, got {other:?}"),
+    }
+    // The agent, with its certificate, is accepted: its status shows the link up.
+    let lan_port = free_port();
+    let cfg = w.agent_config(lan_port, "", "");
+    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    eventually(Duration::from_secs(10), "agent connected", || status(&cfg)["uplink"]["connected"] == true);
+}
+
+/// Luhn-valid test PANs of several brands.
+const PANS: &[&str] = &["4111111111111111", "5555555555554444", "378282246310005", "6011111111111117"];
+
+#[test]
+fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
+    let mut w = World::new();
+    w.start_broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _g = rt.enter();
+    let sub = w.subscriber(MqttVersion::V5);
+    let lan_port = free_port();
+    let cfg = w.agent_config(lan_port, "", "");
+    let log = w.path("agent.log");
+    let agent = Agent::start(&cfg, lan_port, log.clone());
+    let mut s = TcpStream::connect(lan(lan_port)).unwrap();
+    let mut rd = BufReader::new(s.try_clone().unwrap());
+    let mut n = 0;
+    for (i, pan) in PANS.iter().enumerate() {
+        let spaced: String = pan.chars().collect::<Vec<_>>().chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ");
+        // The PAN in every string field, spaced and plain; plus a broken line holding one.
+        let ev = serde_json::json!({
+            "event_type": "transaction", "register_id": "r1", "pos_sequence": i + 1,
+            "operator_id": pan, "business_day": "2026-11-27", "occurred_at": spaced,
+            "body": {"lines": [{"kind": "item", "description": format!("gift {pan}"), "sku": pan},
+                               {"kind": "tender", "type": "credit", "card": {"pan": spaced, "cvv": "123"}}],
+                     "note": format!("card={pan};exp=2512")},
+            "ext": {"track2": format!(";{pan}=25121010000000000000?"), (pan.to_string()): "as a key"}
+        });
+        s.write_all(format!("{ev}\n{{broken {pan}\n").as_bytes()).unwrap();
+        for _ in 0..2 {
+            let mut line = String::new();
+            rd.read_line(&mut line).unwrap();
+            n += 1;
+            assert!(line.contains("ack"), "{line}");
+        }
+    }
+    assert_eq!(n, 8);
+    eventually(Duration::from_secs(20), "events delivered", || sub.seen().unique() == PANS.len());
+    let st = status(&cfg);
+    assert!(st["sources"][0]["redacted"].as_u64().unwrap() >= 8, "{st}");
+    drop(agent);
+    let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
+    for f in ["outbox.db", "outbox.db-wal", "agent.log"] {
+        if let Ok(b) = std::fs::read(w.path(f)) {
+            haystacks.push((f.into(), b));
+        }
+    }
+    for (i, p) in sub.seen().payloads.into_iter().enumerate() {
+        haystacks.push((format!("mqtt payload {i}"), p));
+    }
+    assert!(haystacks.len() > 4);
+    for pan in PANS {
+        let spaced: String = pan.chars().collect::<Vec<_>>().chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ");
+        for (name, hay) in &haystacks {
+            for needle in [pan.as_bytes(), spaced.as_bytes()] {
+                assert!(!hay.windows(needle.len()).any(|w| w == needle), "PAN {pan} found in {name}");
+            }
+        }
+    }
+}
