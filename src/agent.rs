@@ -35,7 +35,9 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// A configured source kind is not available in this build.
-    #[error("source {name}: kind = \"{kind}\" is not supported by this version of posedge; remove the source or upgrade")]
+    #[error(
+        "source {name}: kind = \"{kind}\" is not supported by this version of posedge; remove the source or upgrade"
+    )]
     Unsupported {
         /// Source name.
         name: String,
@@ -60,7 +62,9 @@ pub struct Running {
 /// Opens the outbox, binds every source and starts the uplink, all as tokio tasks.
 pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     if cfg.uplink.insecure_plaintext {
-        tracing::warn!("insecure_plaintext = true: events cross the network unencrypted; never use this outside a lab");
+        tracing::warn!(
+            "insecure_plaintext = true: events cross the network unencrypted; never use this outside a lab"
+        );
     }
     let settings = UplinkSettings::from_config(cfg)?;
     let (outbox, writer) = Outbox::open(&cfg.outbox).map_err(|source| StartError::Outbox {

@@ -30,6 +30,9 @@ fn rfc3339(t: OffsetDateTime) -> String {
 mod tests {
     #[test]
     fn formats_utc_millis() {
-        assert_eq!(super::rfc3339_from_ms(1_764_221_116_123), "2025-11-27T05:25:16.123Z");
+        assert_eq!(
+            super::rfc3339_from_ms(1_764_221_116_123),
+            "2025-11-27T05:25:16.123Z"
+        );
     }
 }

@@ -68,9 +68,7 @@ impl ByteSize {
     /// Parses "512MiB", "1GB", "4096".
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(s.len());
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
         let n: u64 = num
             .parse()
@@ -83,7 +81,11 @@ impl ByteSize {
             "mib" => 1 << 20,
             "g" | "gb" => 1_000_000_000,
             "gib" => 1 << 30,
-            other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+                ));
+            }
         };
         n.checked_mul(mult)
             .map(ByteSize)
@@ -109,11 +111,11 @@ impl<'de> Deserialize<'de> for ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        if b >= 1 << 30 && b % (1 << 30) == 0 {
+        if b >= 1 << 30 && b.is_multiple_of(1 << 30) {
             write!(f, "{}GiB", b >> 30)
-        } else if b >= 1 << 20 && b % (1 << 20) == 0 {
+        } else if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
             write!(f, "{}MiB", b >> 20)
-        } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
             write!(f, "{}KiB", b >> 10)
         } else {
             write!(f, "{b}B")
@@ -476,11 +478,12 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text, path.parent().unwrap_or(Path::new(".")))
-            .map_err(|problems| ConfigError::Invalid {
+        Config::from_toml(&text, path.parent().unwrap_or(Path::new("."))).map_err(|problems| {
+            ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
-            })
+            }
+        })
     }
 
     /// Parses and validates config text; relative paths resolve against `base`.
@@ -510,9 +513,13 @@ impl Config {
             }
         };
         fix(&mut self.outbox.path);
-        for p in [&mut self.uplink.ca, &mut self.uplink.cert, &mut self.uplink.key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.uplink.ca,
+            &mut self.uplink.cert,
+            &mut self.uplink.key,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p);
         }
@@ -544,12 +551,18 @@ impl Config {
         };
         for (key, value) in [("tenant", &self.tenant), ("store_id", &self.store_id)] {
             if !is_topic_safe(value) {
-                bad(key, format!("{value:?} must be 1–64 characters of A–Z a–z 0–9 _ - ."));
+                bad(
+                    key,
+                    format!("{value:?} must be 1–64 characters of A–Z a–z 0–9 _ - ."),
+                );
             }
         }
         let o = &self.outbox;
         if o.max_bytes.0 < 1 << 20 {
-            bad("outbox.max_bytes", format!("{} is below the 1MiB minimum", o.max_bytes));
+            bad(
+                "outbox.max_bytes",
+                format!("{} is below the 1MiB minimum", o.max_bytes),
+            );
         }
         if o.group_commit_ms > 100 {
             bad(
@@ -558,7 +571,10 @@ impl Config {
             );
         }
         if !(1..=100_000).contains(&o.max_group) {
-            bad("outbox.max_group", format!("{} must be 1–100000", o.max_group));
+            bad(
+                "outbox.max_group",
+                format!("{} must be 1–100000", o.max_group),
+            );
         }
         if o.retain_delivered_days > 366 {
             bad(
@@ -584,23 +600,36 @@ impl Config {
             ),
             Ok((_, _, true)) => {
                 if u.ca.is_none() {
-                    bad("uplink.ca", "mqtts:// needs the CA bundle that signs the broker's certificate".into());
+                    bad(
+                        "uplink.ca",
+                        "mqtts:// needs the CA bundle that signs the broker's certificate".into(),
+                    );
                 }
                 if u.cert.is_some() != u.key.is_some() {
-                    bad("uplink.cert", "cert and key must be given together for mTLS".into());
+                    bad(
+                        "uplink.cert",
+                        "cert and key must be given together for mTLS".into(),
+                    );
                 }
             }
             Ok(_) => {}
         }
-        for (key, path) in [("uplink.ca", &u.ca), ("uplink.cert", &u.cert), ("uplink.key", &u.key)] {
-            if let Some(p) = path {
-                if !p.is_file() {
-                    bad(key, format!("file {} does not exist", p.display()));
-                }
+        for (key, path) in [
+            ("uplink.ca", &u.ca),
+            ("uplink.cert", &u.cert),
+            ("uplink.key", &u.key),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                bad(key, format!("file {} does not exist", p.display()));
             }
         }
         if !(5..=3600).contains(&u.keep_alive_s) {
-            bad("uplink.keep_alive_s", format!("{} must be 5–3600", u.keep_alive_s));
+            bad(
+                "uplink.keep_alive_s",
+                format!("{} must be 5–3600", u.keep_alive_s),
+            );
         }
         if u.backoff_floor_ms == 0 {
             bad("uplink.backoff_floor_ms", "must be at least 1".into());
@@ -617,28 +646,40 @@ impl Config {
         if u.max_inflight == 0 {
             bad("uplink.max_inflight", "must be 1–65535".into());
         }
-        if let Some(id) = &u.client_id {
-            if id.is_empty() || id.len() > 128 {
-                bad("uplink.client_id", "must be 1–128 characters".into());
-            }
+        if let Some(id) = &u.client_id
+            && (id.is_empty() || id.len() > 128)
+        {
+            bad("uplink.client_id", "must be 1–128 characters".into());
         }
 
         let mut names = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             let k = |field: &str| format!("source[{i}].{field}");
             if !is_topic_safe(&s.name) {
-                bad(&k("name"), format!("{:?} must be 1–64 characters of A–Z a–z 0–9 _ - .", s.name));
+                bad(
+                    &k("name"),
+                    format!("{:?} must be 1–64 characters of A–Z a–z 0–9 _ - .", s.name),
+                );
             }
             if !names.insert(s.name.clone()) {
-                bad(&k("name"), format!("{:?} is used by another source", s.name));
+                bad(
+                    &k("name"),
+                    format!("{:?} is used by another source", s.name),
+                );
             }
-            if let Some(r) = &s.register_id {
-                if !is_topic_safe(r) {
-                    bad(&k("register_id"), format!("{r:?} must be 1–64 characters of A–Z a–z 0–9 _ - ."));
-                }
+            if let Some(r) = &s.register_id
+                && !is_topic_safe(r)
+            {
+                bad(
+                    &k("register_id"),
+                    format!("{r:?} must be 1–64 characters of A–Z a–z 0–9 _ - ."),
+                );
             }
             if !(1 << 10..=64 << 20).contains(&s.max_line_bytes.0) {
-                bad(&k("max_line_bytes"), format!("{} must be 1KiB–64MiB", s.max_line_bytes));
+                bad(
+                    &k("max_line_bytes"),
+                    format!("{} must be 1KiB–64MiB", s.max_line_bytes),
+                );
             }
             if s.idle_timeout_s == 0 {
                 bad(&k("idle_timeout_s"), "must be at least 1".into());
@@ -649,35 +690,44 @@ impl Config {
             match s.kind {
                 SourceKind::Tcp | SourceKind::Printer => {
                     if s.listen.is_none() {
-                        bad(&k("listen"), format!("a {} source needs a listen address", s.kind.as_str()));
+                        bad(
+                            &k("listen"),
+                            format!("a {} source needs a listen address", s.kind.as_str()),
+                        );
                     }
                     if s.kind == SourceKind::Printer && s.printer.is_none() {
-                        bad(&k("printer"), "a printer tap needs the real printer's address".into());
+                        bad(
+                            &k("printer"),
+                            "a printer tap needs the real printer's address".into(),
+                        );
                     }
                 }
                 SourceKind::Serial => {
                     if s.device.is_none() && s.usb.is_none() {
                         bad(&k("device"), "a serial source needs device or usb".into());
                     }
-                    if let Some(b) = s.data_bits {
-                        if !(5..=8).contains(&b) {
-                            bad(&k("data_bits"), format!("{b} must be 5–8"));
-                        }
+                    if let Some(b) = s.data_bits
+                        && !(5..=8).contains(&b)
+                    {
+                        bad(&k("data_bits"), format!("{b} must be 5–8"));
                     }
-                    if let Some(b) = s.stop_bits {
-                        if !(1..=2).contains(&b) {
-                            bad(&k("stop_bits"), format!("{b} must be 1 or 2"));
-                        }
+                    if let Some(b) = s.stop_bits
+                        && !(1..=2).contains(&b)
+                    {
+                        bad(&k("stop_bits"), format!("{b} must be 1 or 2"));
                     }
-                    if let Some(p) = &s.parity {
-                        if !["none", "odd", "even"].contains(&p.as_str()) {
-                            bad(&k("parity"), format!("{p:?} must be none, odd or even"));
-                        }
+                    if let Some(p) = &s.parity
+                        && !["none", "odd", "even"].contains(&p.as_str())
+                    {
+                        bad(&k("parity"), format!("{p:?} must be none, odd or even"));
                     }
-                    if let Some(f) = &s.flow_control {
-                        if !["none", "software", "hardware"].contains(&f.as_str()) {
-                            bad(&k("flow_control"), format!("{f:?} must be none, software or hardware"));
-                        }
+                    if let Some(f) = &s.flow_control
+                        && !["none", "software", "hardware"].contains(&f.as_str())
+                    {
+                        bad(
+                            &k("flow_control"),
+                            format!("{f:?} must be none, software or hardware"),
+                        );
                     }
                 }
             }
@@ -689,7 +739,8 @@ impl Config {
 fn is_topic_safe(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 /// serde messages name the offending key in backticks ("unknown field `x`").
@@ -715,7 +766,11 @@ impl<'a> Locator<'a> {
 
     fn line_of_offset(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     /// `uplink.ca`, `source[1].listen`: the line of the key, else of the nearest table.
@@ -773,7 +828,9 @@ register_id = "reg-1"
 
     fn problems(text: &str) -> Vec<ConfigProblem> {
         let dir = tempfile::tempdir().unwrap();
-        Config::from_toml(text, dir.path()).err().unwrap_or_default()
+        Config::from_toml(text, dir.path())
+            .err()
+            .unwrap_or_default()
     }
 
     #[test]
@@ -790,7 +847,10 @@ register_id = "reg-1"
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let text = GOOD.replace("max_bytes = \"64MiB\"", "max_bytes = \"64MiB\"\nmax_bites = 3");
+        let text = GOOD.replace(
+            "max_bytes = \"64MiB\"",
+            "max_bytes = \"64MiB\"\nmax_bites = 3",
+        );
         let p = problems(&text);
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key, "max_bites");
@@ -828,7 +888,11 @@ register_id = "reg-1"
         let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
         assert_eq!(
             keys,
-            vec![("uplink.ca", Some(11)), ("uplink.cert", Some(12)), ("uplink.key", Some(13))]
+            vec![
+                ("uplink.ca", Some(11)),
+                ("uplink.cert", Some(12)),
+                ("uplink.key", Some(13))
+            ]
         );
         assert!(p[0].message.contains("does not exist"));
     }
@@ -841,7 +905,10 @@ register_id = "reg-1"
         let p = problems(&text);
         let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
         assert!(keys.contains(&("source[1].name", Some(20))), "{keys:?}");
-        assert!(keys.contains(&("source[1].max_line_bytes", Some(22))), "{keys:?}");
+        assert!(
+            keys.contains(&("source[1].max_line_bytes", Some(22))),
+            "{keys:?}"
+        );
         assert!(keys.contains(&("source[1].listen", Some(19))), "{keys:?}");
     }
 

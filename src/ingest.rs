@@ -139,10 +139,12 @@ fn idempotency_key(
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -167,12 +169,20 @@ mod tests {
     fn stamps_envelope_and_key_from_register_sequence() {
         let raw = br#"{"event_type":"transaction","pos_sequence":12,"business_day":"2026-11-27","body":{"note":"card 4111 1111 1111 1111"}}"#;
         let (p, found) = prepare(&ctx(), raw, "2026-11-27T00:00:00.000Z");
-        let Prepared::Event(e) = p else { panic!("rejected") };
-        assert_eq!(e.idempotency_key.as_str(), "s1|reg-9|2026-11-27|12|transaction");
+        let Prepared::Event(e) = p else {
+            panic!("rejected")
+        };
+        assert_eq!(
+            e.idempotency_key.as_str(),
+            "s1|reg-9|2026-11-27|12|transaction"
+        );
         assert_eq!(e.body["register_id"], "reg-9");
         assert_eq!(e.body["source"]["name"], "lane1");
         assert_eq!(found.pans, 1, "one PAN counts once");
-        assert!(!String::from_utf8_lossy(e.body["source"]["raw_sha256"].as_str().unwrap().as_bytes()).contains("4111"));
+        assert!(
+            !String::from_utf8_lossy(e.body["source"]["raw_sha256"].as_str().unwrap().as_bytes())
+                .contains("4111")
+        );
         let text = serde_json::to_string(&e.body).unwrap();
         assert!(!text.contains("1111 1111 1111"), "{text}");
     }
@@ -192,7 +202,9 @@ mod tests {
     #[test]
     fn rejection_keeps_redacted_raw() {
         let (p, _) = prepare(&ctx(), b"{broken 4111111111111111", "t");
-        let Prepared::Rejected(d) = p else { panic!("accepted") };
+        let Prepared::Rejected(d) = p else {
+            panic!("accepted")
+        };
         assert!(d.reason.contains("invalid JSON"));
         assert!(!String::from_utf8_lossy(&d.raw).contains("4111111111111111"));
     }

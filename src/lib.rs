@@ -4,6 +4,8 @@ pub mod agent;
 pub mod clock;
 pub mod config;
 pub mod decode;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod event;
 pub mod ingest;
 pub mod ops;
@@ -12,5 +14,3 @@ pub mod redact;
 pub mod sim;
 pub mod source;
 pub mod uplink;
-#[cfg(feature = "demo")]
-pub mod demo;

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "posedge", version, about = "Store-edge agent: register events durable in SQLite, forwarded over MQTT/TLS")]
+#[command(
+    name = "posedge",
+    version,
+    about = "Store-edge agent: register events durable in SQLite, forwarded over MQTT/TLS"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -93,14 +97,19 @@ fn main() -> ExitCode {
         Err(e) => {
             let is_config = e.chain().any(|c| c.downcast_ref::<ConfigError>().is_some());
             eprintln!("posedge: {e:#}");
-            if is_config { ExitCode::from(2) } else { ExitCode::from(1) }
+            if is_config {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
 
-fn init_logs(level: &str) {
+/// `directives` is an EnvFilter default such as `posedge=info,warn`; RUST_LOG overrides it.
+fn init_logs(directives: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("posedge={level},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -118,7 +127,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Run { config } => {
             let cfg = Config::load(&config)?;
-            init_logs(&cfg.log.level);
+            init_logs(&format!("posedge={},warn", cfg.log.level));
             runtime()?.block_on(async {
                 let running = posedge::agent::start(&cfg).await?;
                 tracing::info!(outbox = %running.outbox.path().display(), "posedge running");
@@ -140,8 +149,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Status { config, json } => {
             let cfg = Config::load(&config)?;
-            let conn = posedge::outbox::schema::open_reader(&cfg.outbox.path)
-                .with_context(|| format!("no outbox at {} (has the agent ever run?)", cfg.outbox.path.display()))?;
+            let conn =
+                posedge::outbox::schema::open_reader(&cfg.outbox.path).with_context(|| {
+                    format!(
+                        "no outbox at {} (has the agent ever run?)",
+                        cfg.outbox.path.display()
+                    )
+                })?;
             let snap = posedge::outbox::queue::snapshot(&conn).context("reading the outbox")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&snap)?);
@@ -151,7 +165,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Sim(a) => {
-            init_logs("info");
+            init_logs("posedge=info,warn");
             let opts = posedge::sim::register::SimOptions {
                 connect: a.connect,
                 count: a.count,
@@ -171,16 +185,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "demo")]
         Cmd::Demo(args) => {
-            init_logs("warn");
+            // The embedded broker logs every client disconnect as an error; the demo cuts links
+            // on purpose, so only posedge speaks.
+            init_logs("posedge=warn,off");
             let ok = runtime()?.block_on(posedge::demo::run(args))?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -17,7 +17,9 @@ struct Register {
 impl Register {
     fn connect(port: u16) -> Register {
         let stream = TcpStream::connect(lan(port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         Register { stream, reader }
     }
@@ -47,13 +49,21 @@ fn bad_input_is_nacked_dead_lettered_and_never_stalls_others() {
     // A silent client and a half-written line sit on the source the whole time.
     let _silent = TcpStream::connect(lan(lan_port)).unwrap();
     let mut vanishing = TcpStream::connect(lan(lan_port)).unwrap();
-    vanishing.write_all(b"{\"event_type\":\"no_sale\",\"regi").unwrap();
+    vanishing
+        .write_all(b"{\"event_type\":\"no_sale\",\"regi")
+        .unwrap();
 
     let mut r = Register::connect(lan_port);
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"{not json\n".to_vec(), "invalid JSON"),
-        (b"{\"event_type\":\"transaction\",\"register_id\":42}\n".to_vec(), "register_id must be a string"),
-        (b"{\"event_type\":\"transaction\",\"body\":[1]}\n".to_vec(), "body must be an object"),
+        (
+            b"{\"event_type\":\"transaction\",\"register_id\":42}\n".to_vec(),
+            "register_id must be a string",
+        ),
+        (
+            b"{\"event_type\":\"transaction\",\"body\":[1]}\n".to_vec(),
+            "body must be an object",
+        ),
         (b"\x00\x01\xfe\xff garbage \x1b[0m\n".to_vec(), "not UTF-8"),
     ];
     for (i, (line, want)) in cases.iter().enumerate() {
@@ -69,9 +79,18 @@ fn bad_input_is_nacked_dead_lettered_and_never_stalls_others() {
     r.send(&big);
     let a = r.answer();
     assert_eq!(a["nack"], 5, "{a}");
-    assert!(a["reason"].as_str().unwrap().contains("exceeds max_line_bytes"), "{a}");
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds max_line_bytes"),
+        "{a}"
+    );
     let rss_after = agent.rss_kib();
-    assert!(rss_after < rss_before + 8 * 1024, "RSS grew from {rss_before} KiB to {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 8 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
     // The same connection and another one keep working.
     r.send(event(1).as_bytes());
     let a = r.answer();
@@ -88,17 +107,25 @@ fn bad_input_is_nacked_dead_lettered_and_never_stalls_others() {
     assert_eq!(again["seq"], 1);
 
     drop(vanishing);
-    eventually(Duration::from_secs(5), "the torn line in the dead letters", || {
-        status(&cfg)["outbox"]["dead_letters"] == 6
-    });
+    eventually(
+        Duration::from_secs(5),
+        "the torn line in the dead letters",
+        || status(&cfg)["outbox"]["dead_letters"] == 6,
+    );
     let st = status(&cfg);
     assert_eq!(st["outbox"]["pending"], 2, "{st}");
     assert_eq!(st["sources"][0]["nacked"], 6, "{st}");
     // The silent client is closed by the idle timeout (5 s in this config).
     let mut silent = TcpStream::connect(lan(lan_port)).unwrap();
-    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 1];
-    assert_eq!(silent.read(&mut buf).unwrap_or(0), 0, "idle connection must be closed");
+    assert_eq!(
+        silent.read(&mut buf).unwrap_or(0),
+        0,
+        "idle connection must be closed"
+    );
 }
 
 #[test]
@@ -108,7 +135,9 @@ fn outbox_bound_withholds_acks_and_recovers_when_drained() {
     let cfg = w.agent_config(lan_port, "max_bytes = \"1MiB\"", "");
     let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
     let mut r = Register::connect(lan_port);
-    r.stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    r.stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
     // ~1.2 KiB per event: the bound is reached after ~850 events.
     let pad = "x".repeat(1000);
     let mut acked = 0u64;
@@ -132,13 +161,19 @@ fn outbox_bound_withholds_acks_and_recovers_when_drained() {
     assert!(alarms.iter().any(|a| a["name"] == "outbox_full"), "{st}");
     // The uplink comes back and drains; the withheld line is acked and service resumes.
     w.start_broker();
-    r.stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    r.stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let a = r.answer();
     assert_eq!(a["ack"], withheld, "{a}");
     r.send(event(100_000).as_bytes());
     assert_eq!(r.answer()["ack"], withheld + 1);
-    eventually(Duration::from_secs(30), "alarm cleared and queue drained", || {
-        let st = status(&cfg);
-        st["alarms"].as_array().is_some_and(|a| a.is_empty()) && st["outbox"]["pending"] == 0
-    });
+    eventually(
+        Duration::from_secs(30),
+        "alarm cleared and queue drained",
+        || {
+            let st = status(&cfg);
+            st["alarms"].as_array().is_some_and(|a| a.is_empty()) && st["outbox"]["pending"] == 0
+        },
+    );
 }

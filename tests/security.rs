@@ -25,14 +25,19 @@ fn wrong_ca_is_refused_with_a_clear_log_and_events_stay_queued() {
     let log = w.path("agent.log");
     let _agent = Agent::start(&cfg, lan_port, log.clone());
     let mut s = TcpStream::connect(lan(lan_port)).unwrap();
-    s.write_all(b"{\"event_type\":\"no_sale\",\"register_id\":\"r1\",\"pos_sequence\":1}\n").unwrap();
+    s.write_all(b"{\"event_type\":\"no_sale\",\"register_id\":\"r1\",\"pos_sequence\":1}\n")
+        .unwrap();
     let mut line = String::new();
     BufReader::new(&s).read_line(&mut line).unwrap();
     assert!(line.contains("\"ack\":1"), "{line}");
-    eventually(Duration::from_secs(10), "a log line naming the certificate problem", || {
-        let l = std::fs::read_to_string(&log).unwrap_or_default();
-        l.contains("uplink down") && (l.contains("UnknownIssuer") || l.contains("certificate"))
-    });
+    eventually(
+        Duration::from_secs(10),
+        "a log line naming the certificate problem",
+        || {
+            let l = std::fs::read_to_string(&log).unwrap_or_default();
+            l.contains("uplink down") && (l.contains("UnknownIssuer") || l.contains("certificate"))
+        },
+    );
     std::thread::sleep(Duration::from_secs(1));
     let st = status(&cfg);
     assert_eq!(st["uplink"]["connected"], false, "{st}");
@@ -65,11 +70,18 @@ fn mosquitto_requiring_client_certs_rejects_a_client_without_one() {
     let lan_port = free_port();
     let cfg = w.agent_config(lan_port, "", "");
     let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
-    eventually(Duration::from_secs(10), "agent connected", || status(&cfg)["uplink"]["connected"] == true);
+    eventually(Duration::from_secs(10), "agent connected", || {
+        status(&cfg)["uplink"]["connected"] == true
+    });
 }
 
 /// Luhn-valid test PANs of several brands.
-const PANS: &[&str] = &["4111111111111111", "5555555555554444", "378282246310005", "6011111111111117"];
+const PANS: &[&str] = &[
+    "4111111111111111",
+    "5555555555554444",
+    "378282246310005",
+    "6011111111111117",
+];
 
 #[test]
 fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
@@ -86,7 +98,13 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
     let mut rd = BufReader::new(s.try_clone().unwrap());
     let mut n = 0;
     for (i, pan) in PANS.iter().enumerate() {
-        let spaced: String = pan.chars().collect::<Vec<_>>().chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ");
+        let spaced: String = pan
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(" ");
         // The PAN in every string field, spaced and plain; plus a broken line holding one.
         let ev = serde_json::json!({
             "event_type": "transaction", "register_id": "r1", "pos_sequence": i + 1,
@@ -96,7 +114,8 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
                      "note": format!("card={pan};exp=2512")},
             "ext": {"track2": format!(";{pan}=25121010000000000000?"), (pan.to_string()): "as a key"}
         });
-        s.write_all(format!("{ev}\n{{broken {pan}\n").as_bytes()).unwrap();
+        s.write_all(format!("{ev}\n{{broken {pan}\n").as_bytes())
+            .unwrap();
         for _ in 0..2 {
             let mut line = String::new();
             rd.read_line(&mut line).unwrap();
@@ -105,7 +124,9 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
         }
     }
     assert_eq!(n, 8);
-    eventually(Duration::from_secs(20), "events delivered", || sub.seen().unique() == PANS.len());
+    eventually(Duration::from_secs(20), "events delivered", || {
+        sub.seen().unique() == PANS.len()
+    });
     let st = status(&cfg);
     assert!(st["sources"][0]["redacted"].as_u64().unwrap() >= 8, "{st}");
     drop(agent);
@@ -120,10 +141,19 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
     }
     assert!(haystacks.len() > 4);
     for pan in PANS {
-        let spaced: String = pan.chars().collect::<Vec<_>>().chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ");
+        let spaced: String = pan
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(" ");
         for (name, hay) in &haystacks {
             for needle in [pan.as_bytes(), spaced.as_bytes()] {
-                assert!(!hay.windows(needle.len()).any(|w| w == needle), "PAN {pan} found in {name}");
+                assert!(
+                    !hay.windows(needle.len()).any(|w| w == needle),
+                    "PAN {pan} found in {name}"
+                );
             }
         }
     }

@@ -7,8 +7,12 @@ use serde_json::{Map, Value};
 
 /// Parses one line and checks the envelope fields a register may supply.
 pub fn decode(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
-    let text = std::str::from_utf8(raw)
-        .map_err(|e| Rejection(format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        Rejection(format!(
+            "not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
     let value: Value = serde_json::from_str(text.trim_end_matches(['\r', '\n']))
         .map_err(|e| Rejection(format!("invalid JSON at column {}: {e}", e.column())))?;
     let Value::Object(mut map) = value else {
@@ -32,15 +36,16 @@ pub fn decode(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
             Some(_) => return Err(Rejection(format!("{key} must be a string"))),
         }
     }
-    if let Some(Value::String(r)) = map.get("register_id") {
-        if r.is_empty()
+    if let Some(Value::String(r)) = map.get("register_id")
+        && (r.is_empty()
             || r.len() > 64
-            || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        {
-            return Err(Rejection(
-                "register_id must be 1–64 characters of A–Z a–z 0–9 _ - .".into(),
-            ));
-        }
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+    {
+        return Err(Rejection(
+            "register_id must be 1–64 characters of A–Z a–z 0–9 _ - .".into(),
+        ));
     }
     match map.get("pos_sequence") {
         None | Some(Value::Null) => {}
@@ -58,10 +63,10 @@ pub fn decode(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
             Some(_) => return Err(Rejection(format!("{key} must be an object"))),
         }
     }
-    if let Some(Value::Object(flags)) = map.get("flags") {
-        if let Some((k, _)) = flags.iter().find(|(_, v)| !v.is_boolean()) {
-            return Err(Rejection(format!("flags.{k} must be true or false")));
-        }
+    if let Some(Value::Object(flags)) = map.get("flags")
+        && let Some((k, _)) = flags.iter().find(|(_, v)| !v.is_boolean())
+    {
+        return Err(Rejection(format!("flags.{k} must be true or false")));
     }
     Ok(map)
 }
@@ -86,15 +91,31 @@ mod tests {
             (b"{}", "event_type is missing"),
             (br#"{"event_type":"sale"}"#, "unknown event_type"),
             (br#"{"event_type":5}"#, "must be a string"),
-            (br#"{"event_type":"transaction","register_id":7}"#, "register_id must be a string"),
-            (br#"{"event_type":"transaction","pos_sequence":-1}"#, "pos_sequence"),
-            (br#"{"event_type":"transaction","body":[]}"#, "body must be an object"),
-            (br#"{"event_type":"transaction","flags":{"training":"yes"}}"#, "flags.training"),
+            (
+                br#"{"event_type":"transaction","register_id":7}"#,
+                "register_id must be a string",
+            ),
+            (
+                br#"{"event_type":"transaction","pos_sequence":-1}"#,
+                "pos_sequence",
+            ),
+            (
+                br#"{"event_type":"transaction","body":[]}"#,
+                "body must be an object",
+            ),
+            (
+                br#"{"event_type":"transaction","flags":{"training":"yes"}}"#,
+                "flags.training",
+            ),
             (b"\xff\xfe{}", "not UTF-8"),
         ];
         for (raw, want) in cases {
             let err = decode(raw).unwrap_err();
-            assert!(err.0.contains(want), "{:?} → {err}", String::from_utf8_lossy(raw));
+            assert!(
+                err.0.contains(want),
+                "{:?} → {err}",
+                String::from_utf8_lossy(raw)
+            );
         }
     }
 }

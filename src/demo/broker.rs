@@ -10,7 +10,13 @@ pub struct BrokerError(String);
 
 /// Starts rumqttd on `addr` (MQTT 5 and 3.1.1 on two ports) with the given server cert.
 /// Returns the MQTT 5 and 3.1.1 addresses. The broker runs on its own threads until exit.
-pub fn start(v5: SocketAddr, v4: SocketAddr, ca: &Path, cert: &Path, key: &Path) -> Result<(), BrokerError> {
+pub fn start(
+    v5: SocketAddr,
+    v4: SocketAddr,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<(), BrokerError> {
     let tls = format!(
         "capath = {ca:?}\ncertpath = {cert:?}\nkeypath = {key:?}\n",
         ca = ca.display().to_string(),

@@ -1,7 +1,9 @@
 //! A throw-away PKI for the demo, tests and benchmark: one CA, a broker certificate for
 //! localhost, client certificates for mTLS.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
 use std::path::{Path, PathBuf};
 
 /// Paths of generated PEM files.
@@ -41,19 +43,27 @@ pub fn generate(dir: &Path, ca_name: &str, clients: &[&str]) -> Result<Pki, PkiE
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, ca_name);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, ca_name);
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
     let ca = dir.join(format!("{ca_name}.pem"));
     std::fs::write(&ca, ca_cert.pem())?;
 
-    let leaf = |name: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose| -> Result<(PathBuf, PathBuf), PkiError> {
+    let leaf = |name: &str,
+                sans: Vec<String>,
+                usage: ExtendedKeyUsagePurpose|
+     -> Result<(PathBuf, PathBuf), PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(sans)?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &issuer)?;
-        let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, cert.pem())?;
         std::fs::write(&k, key.serialize_pem())?;
         Ok((c, k))
@@ -66,9 +76,17 @@ pub fn generate(dir: &Path, ca_name: &str, clients: &[&str]) -> Result<Pki, PkiE
     let clients = clients
         .iter()
         .map(|n| {
-            let (c, k) = leaf(&format!("{ca_name}-{n}"), vec![format!("{n}.clients")], ExtendedKeyUsagePurpose::ClientAuth)?;
+            let (c, k) = leaf(
+                &format!("{ca_name}-{n}"),
+                vec![format!("{n}.clients")],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )?;
             Ok((n.to_string(), c, k))
         })
         .collect::<Result<Vec<_>, PkiError>>()?;
-    Ok(Pki { ca, server, clients })
+    Ok(Pki {
+        ca,
+        server,
+        clients,
+    })
 }

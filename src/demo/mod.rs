@@ -3,7 +3,10 @@
 pub mod broker;
 pub mod certs;
 
-use crate::config::{ByteSize, Config, MqttVersion, OutboxConfig, SourceConfig, SourceKind, UplinkConfig, Format, LogConfig};
+use crate::config::{
+    ByteSize, Config, Format, LogConfig, MqttVersion, OutboxConfig, SourceConfig, SourceKind,
+    UplinkConfig,
+};
 use crate::outbox::{queue, schema};
 use crate::sim::generate::Profile;
 use crate::sim::link_cut::LinkCut;
@@ -68,19 +71,29 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
     let (v5, v4) = (free_port()?, free_port()?);
     broker::start(v5, v4, &pki.ca, &pki.server.0, &pki.server.1).map_err(setup)?;
     let broker_addr = if args.mqtt_version == 4 { v4 } else { v5 };
-    let link = LinkCut::start("127.0.0.1:0".parse().map_err(setup)?, broker_addr).await.map_err(setup)?;
+    let link = LinkCut::start("127.0.0.1:0".parse().map_err(setup)?, broker_addr)
+        .await
+        .map_err(setup)?;
     let (agent_cert, agent_key) = pki.client("agent").ok_or_else(|| setup("no agent cert"))?;
     let cfg = Config {
         tenant: "demo".into(),
         store_id: "store-1".into(),
         topic_prefix: "posedge/v1/{tenant}/{store}".into(),
-        outbox: OutboxConfig { path: dir.path().join("outbox.db"), min_free_disk: ByteSize(0), ..OutboxConfig::default() },
+        outbox: OutboxConfig {
+            path: dir.path().join("outbox.db"),
+            min_free_disk: ByteSize(0),
+            ..OutboxConfig::default()
+        },
         uplink: UplinkConfig {
             url: format!("mqtts://localhost:{}", link.addr.port()),
             ca: Some(pki.ca.clone()),
             cert: Some(agent_cert.to_path_buf()),
             key: Some(agent_key.to_path_buf()),
-            mqtt_version: if args.mqtt_version == 4 { MqttVersion::V4 } else { MqttVersion::V5 },
+            mqtt_version: if args.mqtt_version == 4 {
+                MqttVersion::V4
+            } else {
+                MqttVersion::V5
+            },
             client_id: None,
             keep_alive_s: 5,
             backoff_floor_ms: 200,
@@ -97,8 +110,15 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
             max_line_bytes: ByteSize(1 << 20),
             idle_timeout_s: 60,
             max_pending_acks: 256,
-            device: None, usb: None, baud: None, data_bits: None, parity: None, stop_bits: None,
-            flow_control: None, framing: None, printer: None,
+            device: None,
+            usb: None,
+            baud: None,
+            data_bits: None,
+            parity: None,
+            stop_bits: None,
+            flow_control: None,
+            framing: None,
+            printer: None,
         }],
         metrics: None,
         log: LogConfig::default(),
@@ -117,8 +137,14 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
     let subscriber = Subscriber::start(&sub_opts, "posedge/v1/demo/store-1/+/+", false);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let running = crate::agent::start(&cfg).await.map_err(setup)?;
-    let lan = running.listening.first().map(|(_, a)| *a).ok_or_else(|| setup("no listener"))?;
-    println!("posedge demo: broker (TLS, rumqttd) on {v5}, agent listening on {lan}, uplink through a cuttable link");
+    let lan = running
+        .listening
+        .first()
+        .map(|(_, a)| *a)
+        .ok_or_else(|| setup("no listener"))?;
+    println!(
+        "posedge demo: broker (TLS, rumqttd) on {v5}, agent listening on {lan}, uplink through a cuttable link"
+    );
 
     let started = Instant::now();
     let mut sims = Vec::new();
@@ -127,7 +153,11 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
             connect: lan,
             count: args.events,
             seed: 42,
-            profile: if r % 2 == 0 { Profile::Retail } else { Profile::Restaurant },
+            profile: if r % 2 == 0 {
+                Profile::Retail
+            } else {
+                Profile::Restaurant
+            },
             register_id: format!("reg-{}", r + 1),
             business_day: "2026-11-27".into(),
             rate: args.rate,
@@ -145,7 +175,11 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
     let mut cut_done = false;
     while sims.iter().any(|s| !s.is_finished()) {
         if !cut_done && started.elapsed() >= cut_at {
-            println!("  {:>5.1}s  cutting the uplink for {}s …", started.elapsed().as_secs_f64(), args.cut_s);
+            println!(
+                "  {:>5.1}s  cutting the uplink for {}s …",
+                started.elapsed().as_secs_f64(),
+                args.cut_s
+            );
             link.cut();
             let l = link.clone();
             let cut_s = args.cut_s;
@@ -160,7 +194,10 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("  {:>5.1}s  registers done; waiting for the backlog to drain", started.elapsed().as_secs_f64());
+    println!(
+        "  {:>5.1}s  registers done; waiting for the backlog to drain",
+        started.elapsed().as_secs_f64()
+    );
     let mut generated = 0;
     let mut acked_keys = HashSet::new();
     let mut ack_lat = Vec::new();
@@ -170,13 +207,14 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
         ack_lat.extend(report.ack_latency_us.iter().map(|&u| u as i64));
     }
     for r in 0..args.registers {
-        let text = std::fs::read_to_string(dir.path().join(format!("ledger-{r}.ndjson"))).map_err(setup)?;
+        let text = std::fs::read_to_string(dir.path().join(format!("ledger-{r}.ndjson")))
+            .map_err(setup)?;
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).map_err(setup)?;
-            if v["acked"] == true {
-                if let Some(k) = v["idempotency_key"].as_str() {
-                    acked_keys.insert(k.to_string());
-                }
+            if v["acked"] == true
+                && let Some(k) = v["idempotency_key"].as_str()
+            {
+                acked_keys.insert(k.to_string());
             }
         }
     }
@@ -189,10 +227,16 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut seen = subscriber.seen();
-    let lost = acked_keys.iter().filter(|k| !seen.by_key.contains_key(*k)).count();
+    let lost = acked_keys
+        .iter()
+        .filter(|k| !seen.by_key.contains_key(*k))
+        .count();
     let snap = reader.snapshot().map_err(setup)?;
     let redacted: u64 = snap.sources.iter().map(|s| s.redacted).sum();
-    println!("\nposedge demo summary ({:.1}s)", started.elapsed().as_secs_f64());
+    println!(
+        "\nposedge demo summary ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
     println!("  generated:          {generated}");
     println!("  acked:              {}", acked_keys.len());
     println!("  peak backlog:       {peak}");

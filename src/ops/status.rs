@@ -13,11 +13,19 @@ pub fn table(s: &Snapshot) -> String {
         _ => "never started".into(),
     };
     let _ = writeln!(out, "agent      {agent}");
-    let link = if s.uplink.connected { "connected" } else { "DISCONNECTED" };
+    let link = if s.uplink.connected {
+        "connected"
+    } else {
+        "DISCONNECTED"
+    };
     let _ = writeln!(
         out,
         "uplink     {link}{}",
-        s.uplink.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default()
+        s.uplink
+            .detail
+            .as_deref()
+            .map(|d| format!(" — {d}"))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         out,
@@ -29,7 +37,10 @@ pub fn table(s: &Snapshot) -> String {
         "outbox     {} pending, {} bytes, oldest {}",
         s.outbox.pending,
         s.outbox.bytes,
-        s.outbox.oldest_age_s.map(|a| format!("{a}s")).unwrap_or_else(|| "-".into())
+        s.outbox
+            .oldest_age_s
+            .map(|a| format!("{a}s"))
+            .unwrap_or_else(|| "-".into())
     );
     let _ = writeln!(out, "dead       {} dead letters", s.outbox.dead_letters);
     let _ = writeln!(
@@ -49,7 +60,13 @@ pub fn table(s: &Snapshot) -> String {
     } else {
         let _ = writeln!(out, "\nALARMS");
         for a in &s.alarms {
-            let _ = writeln!(out, "  {}: {} (since {})", a.name, a.message, crate::clock::rfc3339_from_ms(a.since_ms));
+            let _ = writeln!(
+                out,
+                "  {}: {} (since {})",
+                a.name,
+                a.message,
+                crate::clock::rfc3339_from_ms(a.since_ms)
+            );
         }
     }
     out

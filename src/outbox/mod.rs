@@ -60,9 +60,18 @@ pub(crate) enum Ingest {
 
 pub(crate) enum Control {
     Delivered(Vec<RowId>),
-    Rejected { row: RowId, reason: String },
-    Link { connected: bool, detail: String },
-    Alarm { name: &'static str, message: Option<String> },
+    Rejected {
+        row: RowId,
+        reason: String,
+    },
+    Link {
+        connected: bool,
+        detail: String,
+    },
+    Alarm {
+        name: &'static str,
+        message: Option<String>,
+    },
 }
 
 /// Handle to the outbox, cheap to clone; the writer thread stops when all handles drop.
@@ -111,9 +120,15 @@ impl Outbox {
         ))
     }
 
-    /// Stores an event; resolves once its group has committed. `acks` says whether the
-    /// source will acknowledge it to the register (for the counters).
-    pub async fn store(&self, event: PendingEvent, redacted: u32, acks: bool) -> Result<Stored, OutboxError> {
+    /// Queues an event for the writer and returns the receiver of its outcome, which
+    /// resolves once its group has committed. Records queued in order commit in order,
+    /// which keeps per-register order. `acks` says whether the source acknowledges it.
+    pub async fn submit(
+        &self,
+        event: PendingEvent,
+        redacted: u32,
+        acks: bool,
+    ) -> Result<oneshot::Receiver<Result<Stored, OutboxError>>, OutboxError> {
         let (reply, rx) = oneshot::channel();
         self.ingest
             .send(Ingest::Event {
@@ -124,17 +139,17 @@ impl Outbox {
             })
             .await
             .map_err(|_| OutboxError::Closed)?;
-        rx.await.map_err(|_| OutboxError::Closed)?
+        Ok(rx)
     }
 
-    /// Stores a dead letter; resolves once it has committed.
-    pub async fn dead_letter(
+    /// Queues a dead letter; the receiver resolves once it has committed.
+    pub async fn submit_dead_letter(
         &self,
         source: SourceName,
         letter: DeadLetter,
         redacted: u32,
         nacks: bool,
-    ) -> Result<i64, OutboxError> {
+    ) -> Result<oneshot::Receiver<Result<i64, OutboxError>>, OutboxError> {
         let (reply, rx) = oneshot::channel();
         self.ingest
             .send(Ingest::DeadLetter {
@@ -146,7 +161,7 @@ impl Outbox {
             })
             .await
             .map_err(|_| OutboxError::Closed)?;
-        rx.await.map_err(|_| OutboxError::Closed)?
+        Ok(rx)
     }
 
     /// The broker acknowledged these rows: they leave the outbox.

@@ -1,7 +1,7 @@
 //! Read-only queries: what the uplink sends next, and the status snapshot.
 
-use crate::event::RowId;
 use crate::clock::now_ms;
+use crate::event::RowId;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -20,7 +20,11 @@ pub struct QueuedEvent {
 
 /// Queued events after `after`, oldest first. Row order is commit order, so per-register
 /// order is kept by sending in this order.
-pub fn queued_after(conn: &Connection, after: RowId, limit: usize) -> rusqlite::Result<Vec<QueuedEvent>> {
+pub fn queued_after(
+    conn: &Connection,
+    after: RowId,
+    limit: usize,
+) -> rusqlite::Result<Vec<QueuedEvent>> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.id, e.register_id, e.event_type, e.payload FROM outbox o JOIN events e ON e.id = o.id
          WHERE o.id > ?1 ORDER BY o.id LIMIT ?2",
@@ -117,8 +121,10 @@ pub struct Snapshot {
 }
 
 fn state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM agent_state WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
+    conn.query_row("SELECT value FROM agent_state WHERE key = ?1", [key], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
 fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
@@ -136,11 +142,13 @@ pub fn snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
 
 fn read_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
     let now = now_ms();
-    let oldest: Option<i64> = conn.query_row(
-        "SELECT e.received_at_ms FROM events e WHERE e.id = (SELECT MIN(id) FROM outbox)",
-        [],
-        |r| r.get(0),
-    ).optional()?;
+    let oldest: Option<i64> = conn
+        .query_row(
+            "SELECT e.received_at_ms FROM events e WHERE e.id = (SELECT MIN(id) FROM outbox)",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     let ms = |key: &str| -> rusqlite::Result<Option<i64>> {
         Ok(state(conn, key)?.and_then(|v| v.parse().ok()))
     };

@@ -59,7 +59,9 @@ pub enum SchemaError {
         source: rusqlite::Error,
     },
     /// The file was written by a newer posedge.
-    #[error("{path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; install the newer posedge or move the file aside")]
+    #[error(
+        "{path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; install the newer posedge or move the file aside"
+    )]
     TooNew {
         /// Database file.
         path: String,
@@ -95,7 +97,8 @@ pub fn open_reader(path: &Path) -> Result<Connection, SchemaError> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(err)?;
-    conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(err)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000;")
+        .map_err(err)?;
     Ok(conn)
 }
 
@@ -117,7 +120,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), SchemaError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         // Each step and its version bump commit together, so a crash mid-migration
         // leaves the previous version intact.
-        let batch = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        let batch = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        );
         if let Err(e) = conn.execute_batch(&batch) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(err(e));
@@ -136,15 +142,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
         let c = open_writer(&path).unwrap();
-        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, SCHEMA_VERSION);
-        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         drop(c);
         open_writer(&path).unwrap();
         let c = Connection::open(&path).unwrap();
         c.execute_batch("PRAGMA user_version = 99").unwrap();
         drop(c);
-        assert!(matches!(open_writer(&path), Err(SchemaError::TooNew { found: 99, .. })));
+        assert!(matches!(
+            open_writer(&path),
+            Err(SchemaError::TooNew { found: 99, .. })
+        ));
     }
 }

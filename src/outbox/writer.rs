@@ -3,8 +3,8 @@
 
 use super::space::{Pressure, SpaceGuard};
 use super::{Control, Ingest, OutboxError, Stored};
-use crate::event::{EventId, RowId, Seq};
 use crate::clock::now_ms;
+use crate::event::{EventId, RowId, Seq};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,7 +54,9 @@ impl Writer {
         committed: Arc<Notify>,
     ) -> Result<Self, rusqlite::Error> {
         let pending_bytes: i64 =
-            conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| r.get(0))?;
+            conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| {
+                r.get(0)
+            })?;
         Ok(Writer {
             conn,
             cfg,
@@ -73,7 +75,10 @@ impl Writer {
         mut ingest: mpsc::Receiver<Ingest>,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!(error = %e, "outbox writer cannot start its timer runtime");
@@ -200,7 +205,11 @@ impl Writer {
                         .execute([row.0])?;
                     }
                     Control::Link { connected, detail } => {
-                        set_state(&tx, "uplink.connected", if connected { "true" } else { "false" })?;
+                        set_state(
+                            &tx,
+                            "uplink.connected",
+                            if connected { "true" } else { "false" },
+                        )?;
                         set_state(&tx, "uplink.detail", &detail)?;
                         set_state(&tx, "uplink.since_ms", &now.to_string())?;
                     }
@@ -221,7 +230,9 @@ impl Writer {
         match result {
             Ok(freed) => self.pending_bytes = self.pending_bytes.saturating_sub(freed),
             // The rows stay queued and are re-sent: a duplicate, never a loss.
-            Err(e) => tracing::error!(error = %e, "outbox could not record deliveries; they will be re-sent"),
+            Err(e) => {
+                tracing::error!(error = %e, "outbox could not record deliveries; they will be re-sent")
+            }
         }
     }
 
@@ -240,7 +251,10 @@ impl Writer {
                 self.set_alarm("outbox_full", &p.to_string());
             }
             (Some(_), None) => {
-                tracing::info!(pending_bytes = self.pending_bytes, "outbox back under its bounds; acks resume");
+                tracing::info!(
+                    pending_bytes = self.pending_bytes,
+                    "outbox back under its bounds; acks resume"
+                );
                 self.clear_alarm("outbox_full");
             }
             _ => {}
@@ -306,13 +320,18 @@ impl Writer {
     }
 
     fn clear_alarm(&mut self, name: &str) {
-        let _ = self.conn.execute("DELETE FROM alarms WHERE name = ?1", [name]);
+        let _ = self
+            .conn
+            .execute("DELETE FROM alarms WHERE name = ?1", [name]);
     }
 }
 
 /// A reply to send once the group's commit succeeded.
 enum Reply {
-    Event(tokio::sync::oneshot::Sender<Result<Stored, OutboxError>>, Stored),
+    Event(
+        tokio::sync::oneshot::Sender<Result<Stored, OutboxError>>,
+        Stored,
+    ),
     DeadLetter(tokio::sync::oneshot::Sender<Result<i64, OutboxError>>, i64),
 }
 
@@ -476,7 +495,12 @@ fn set_state(conn: &Connection, key: &str, value: &str) -> Result<(), rusqlite::
     Ok(())
 }
 
-fn upsert_alarm(conn: &Connection, name: &str, message: &str, now: i64) -> Result<(), rusqlite::Error> {
+fn upsert_alarm(
+    conn: &Connection,
+    name: &str,
+    message: &str,
+    now: i64,
+) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
         "INSERT INTO alarms (name, message, since_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET message = excluded.message",

@@ -38,7 +38,9 @@ impl LinkCut {
                 }
                 let mut cut_rx = c.epoch.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect(target).await else { return };
+                    let Ok(mut upstream) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     let mut client = client;
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}

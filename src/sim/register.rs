@@ -83,11 +83,21 @@ struct Sent {
 
 /// The idempotency key the agent derives for a generated event (DESIGN §2.4).
 pub fn expected_key(store: &str, ev: &Value) -> String {
-    let s = |k: &str| ev.get(k).map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }).unwrap_or_default();
-    format!("{store}|{}|{}|{}|{}", s("register_id"), s("business_day"), s("pos_sequence"), s("event_type"))
+    let s = |k: &str| {
+        ev.get(k)
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "{store}|{}|{}|{}|{}",
+        s("register_id"),
+        s("business_day"),
+        s("pos_sequence"),
+        s("event_type")
+    )
 }
 
 /// Runs the register until `count` events are acked or nacked.
@@ -108,7 +118,11 @@ pub async fn run(o: &SimOptions) -> Result<SimReport, SimError> {
             Err(e) => {
                 let (since, _) = down_since.get_or_insert_with(|| (Instant::now(), String::new()));
                 if since.elapsed() > o.give_up_after {
-                    return Err(SimError::Unreachable { addr: o.connect, secs: o.give_up_after.as_secs(), last: e.to_string() });
+                    return Err(SimError::Unreachable {
+                        addr: o.connect,
+                        secs: o.give_up_after.as_secs(),
+                        last: e.to_string(),
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;

@@ -35,7 +35,10 @@ impl Seen {
     }
     /// Deliveries beyond the first.
     pub fn duplicates(&self) -> u64 {
-        self.by_key.values().map(|&n| u64::from(n.saturating_sub(1))).sum()
+        self.by_key
+            .values()
+            .map(|&n| u64::from(n.saturating_sub(1)))
+            .sum()
     }
 }
 
@@ -62,7 +65,9 @@ impl Subscriber {
             .set_clean_start(false)
             .set_session_expiry_interval(Some(3600));
         if let Some(tls) = &o.tls {
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                tls.clone(),
+            )));
         }
         let (client, mut el) = AsyncClient::new(opts, 64);
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -119,10 +124,11 @@ fn record(seen: &mut Seen, payload: &[u8], keep: bool) {
     ) {
         seen.order.push((r.to_string(), p));
     }
-    if let Some(t) = v.get("received_at").and_then(Value::as_str) {
-        if let Ok(at) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
-            let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
-            seen.latency_ms.push(now_ms() - at_ms);
-        }
+    if let Some(t) = v.get("received_at").and_then(Value::as_str)
+        && let Ok(at) =
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+    {
+        let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+        seen.latency_ms.push(now_ms() - at_ms);
     }
 }

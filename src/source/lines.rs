@@ -33,7 +33,10 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::i
         if buf.is_empty() {
             return Ok(match (total, over) {
                 (0, _) => Line::Eof,
-                (_, true) => Line::TooLong { prefix: cut_clean(line), len: total },
+                (_, true) => Line::TooLong {
+                    prefix: cut_clean(line),
+                    len: total,
+                },
                 (_, false) => Line::Truncated(cut_clean(line)),
             });
         }
@@ -59,7 +62,10 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::i
                 line.pop();
             }
             return Ok(if over {
-                Line::TooLong { prefix: cut_clean(line), len: total }
+                Line::TooLong {
+                    prefix: cut_clean(line),
+                    len: total,
+                }
             } else {
                 Line::Complete(line)
             });
@@ -86,7 +92,9 @@ mod tests {
     use tokio::io::BufReader;
 
     fn run(input: &[u8], max: usize, cap: usize) -> Vec<Line> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let mut r = BufReader::with_capacity(cap, input);
             let mut out = Vec::new();
@@ -112,7 +120,13 @@ mod tests {
         assert_eq!(out[1], Line::Complete(b"bb".to_vec()));
         assert!(matches!(&out[2], Line::TooLong { prefix, len: 10_000 } if prefix.len() == 100));
         let torn = run(b"card 4111 1111 1111 1111 and more\n", 12, 64);
-        assert_eq!(torn[0], Line::TooLong { prefix: b"card".to_vec(), len: 33 });
+        assert_eq!(
+            torn[0],
+            Line::TooLong {
+                prefix: b"card".to_vec(),
+                len: 33
+            }
+        );
         assert_eq!(out[3], Line::Truncated(b"cc".to_vec()));
         assert_eq!(out[4], Line::Eof);
     }

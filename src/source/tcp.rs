@@ -7,13 +7,12 @@
 use super::lines::{self, Line};
 use crate::clock::now_rfc3339;
 use crate::ingest::{DeadLetter, Prepared, SourceContext, prepare};
-use crate::outbox::{Outbox, OutboxError};
+use crate::outbox::{Outbox, OutboxError, Stored};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -58,47 +57,61 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SourceContext>, outbox: Outbo
     }
 }
 
-/// The answer for one line.
-enum Answer {
-    Ack { line: u64, event_id: String, seq: u64 },
-    Nack { line: u64, reason: String },
+/// The answer for one line, once its commit resolves.
+enum Pending {
+    Ack(u64, oneshot::Receiver<Result<Stored, OutboxError>>),
+    Nack(u64, String, oneshot::Receiver<Result<i64, OutboxError>>),
     /// Nothing durable: close without answering so the register re-sends.
     Fail(OutboxError),
+}
+
+impl Pending {
+    /// The answer line, or the reason to close the connection instead.
+    async fn resolve(self) -> Result<String, OutboxError> {
+        match self {
+            Pending::Ack(line, rx) => {
+                let s = rx.await.map_err(|_| OutboxError::Closed)??;
+                Ok(format!(
+                    "{{\"ack\":{line},\"event_id\":\"{}\",\"seq\":{}}}\n",
+                    s.event_id,
+                    s.seq.get()
+                ))
+            }
+            Pending::Nack(line, reason, rx) => {
+                rx.await.map_err(|_| OutboxError::Closed)??;
+                let reason = serde_json::Value::String(reason);
+                Ok(format!("{{\"nack\":{line},\"reason\":{reason}}}\n"))
+            }
+            Pending::Fail(e) => Err(e),
+        }
+    }
 }
 
 async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox, limits: Limits) {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let (tx, mut rx) = mpsc::channel::<JoinHandle<Answer>>(limits.max_pending);
+    let (tx, mut rx) = mpsc::channel::<Pending>(limits.max_pending);
     let name = ctx.origin.name.clone();
     let answers = tokio::spawn(async move {
-        while let Some(job) = rx.recv().await {
-            let text = match job.await {
-                Ok(Answer::Ack { line, event_id, seq }) => {
-                    format!("{{\"ack\":{line},\"event_id\":\"{event_id}\",\"seq\":{seq}}}\n")
+        while let Some(pending) = rx.recv().await {
+            match pending.resolve().await {
+                Ok(text) => {
+                    if wr.write_all(text.as_bytes()).await.is_err() {
+                        return;
+                    }
                 }
-                Ok(Answer::Nack { line, reason }) => {
-                    let reason = serde_json::Value::String(reason);
-                    format!("{{\"nack\":{line},\"reason\":{reason}}}\n")
-                }
-                Ok(Answer::Fail(e)) => {
+                Err(e) => {
                     tracing::warn!(source = %name, error = %e, "closing register connection without ack; it will re-send");
                     return;
                 }
-                Err(e) => {
-                    tracing::error!(source = %name, error = %e, "line task failed; closing connection");
-                    return;
-                }
-            };
-            if wr.write_all(text.as_bytes()).await.is_err() {
-                return;
             }
         }
         let _ = wr.shutdown().await;
     });
     let mut n: u64 = 0;
     loop {
-        let read = tokio::time::timeout(limits.idle, lines::read_line(&mut rd, limits.max_line)).await;
+        let read =
+            tokio::time::timeout(limits.idle, lines::read_line(&mut rd, limits.max_line)).await;
         let line = match read {
             Err(_) => {
                 tracing::info!(source = %ctx.origin.name, idle_s = limits.idle.as_secs(), "closing silent register connection");
@@ -112,8 +125,11 @@ async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox,
             Ok(Ok(l)) => l,
         };
         n += 1;
-        let job = tokio::spawn(answer(n, line, ctx.clone(), outbox.clone(), limits.max_line));
-        if tx.send(job).await.is_err() {
+        // Decoded here and queued before the next line is read: records of one register
+        // reach the outbox in the order the register sent them.
+        let pending = submit(n, line, ctx, &outbox, limits.max_line).await;
+        let failed = matches!(pending, Pending::Fail(_));
+        if tx.send(pending).await.is_err() || failed {
             break;
         }
     }
@@ -121,32 +137,55 @@ async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox,
     let _ = answers.await;
 }
 
-async fn answer(n: u64, line: Line, ctx: Arc<SourceContext>, outbox: Outbox, max: usize) -> Answer {
+async fn submit(n: u64, line: Line, ctx: &SourceContext, outbox: &Outbox, max: usize) -> Pending {
     let (prepared, found) = match line {
-        Line::Complete(raw) => prepare(&ctx, &raw, &now_rfc3339()),
+        Line::Complete(raw) => prepare(ctx, &raw, &now_rfc3339()),
         Line::TooLong { prefix, len } => {
             let (raw, found) = crate::redact::redact_bytes(&prefix);
-            let reason = format!("line of {len} bytes exceeds max_line_bytes ({max}); first {} bytes kept", raw.len());
-            (Prepared::Rejected(DeadLetter { reason, raw: raw.into_owned(), register_id: ctx.default_register.clone() }), found)
+            let reason = format!(
+                "line of {len} bytes exceeds max_line_bytes ({max}); first {} bytes kept",
+                raw.len()
+            );
+            (
+                Prepared::Rejected(DeadLetter {
+                    reason,
+                    raw: raw.into_owned(),
+                    register_id: ctx.default_register.clone(),
+                }),
+                found,
+            )
         }
         Line::Truncated(partial) => {
             let (raw, found) = crate::redact::redact_bytes(&partial);
-            let reason = format!("connection closed after {} bytes without a newline; the register must re-send", raw.len());
-            (Prepared::Rejected(DeadLetter { reason, raw: raw.into_owned(), register_id: ctx.default_register.clone() }), found)
+            let reason = format!(
+                "connection closed after {} bytes without a newline; the register must re-send",
+                raw.len()
+            );
+            (
+                Prepared::Rejected(DeadLetter {
+                    reason,
+                    raw: raw.into_owned(),
+                    register_id: ctx.default_register.clone(),
+                }),
+                found,
+            )
         }
-        Line::Eof => return Answer::Fail(OutboxError::Closed),
+        Line::Eof => return Pending::Fail(OutboxError::Closed),
     };
     match prepared {
-        Prepared::Event(event) => match outbox.store(event, found.total(), true).await {
-            Ok(s) => Answer::Ack { line: n, event_id: s.event_id.to_string(), seq: s.seq.get() },
-            Err(e) => Answer::Fail(e),
+        Prepared::Event(event) => match outbox.submit(event, found.total(), true).await {
+            Ok(rx) => Pending::Ack(n, rx),
+            Err(e) => Pending::Fail(e),
         },
         Prepared::Rejected(letter) => {
             let reason = letter.reason.clone();
             tracing::info!(source = %ctx.origin.name, line = n, %reason, "record dead-lettered");
-            match outbox.dead_letter(ctx.origin.name.clone(), letter, found.total(), true).await {
-                Ok(_) => Answer::Nack { line: n, reason },
-                Err(e) => Answer::Fail(e),
+            match outbox
+                .submit_dead_letter(ctx.origin.name.clone(), letter, found.total(), true)
+                .await
+            {
+                Ok(rx) => Pending::Nack(n, reason, rx),
+                Err(e) => Pending::Fail(e),
             }
         }
     }

@@ -65,6 +65,9 @@ mod tests {
     fn jitter_spreads_delays() {
         let mut b = Backoff::new(Duration::from_millis(1000), Duration::from_millis(1000));
         let delays: std::collections::HashSet<_> = (0..50).map(|_| b.next_delay()).collect();
-        assert!(delays.len() > 10, "full jitter must spread delays: {delays:?}");
+        assert!(
+            delays.len() > 10,
+            "full jitter must spread delays: {delays:?}"
+        );
     }
 }

@@ -50,9 +50,9 @@ impl UplinkSettings {
         let u = &cfg.uplink;
         let (host, port, use_tls) = u.endpoint().map_err(UplinkSetupError::Config)?;
         let tls = if use_tls {
-            let ca = u.ca.as_deref().ok_or_else(|| {
-                UplinkSetupError::Config("mqtts:// needs uplink.ca".into())
-            })?;
+            let ca =
+                u.ca.as_deref()
+                    .ok_or_else(|| UplinkSetupError::Config("mqtts:// needs uplink.ca".into()))?;
             let client = u.cert.as_deref().zip(u.key.as_deref());
             Some(tls::client_config(ca, client)?)
         } else if u.insecure_plaintext {
@@ -94,7 +94,15 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
     let mut outage: Option<(Instant, u64, Instant)> = None;
     loop {
         let mut session = Session::start(&settings.session);
-        let result = drive(&mut session, &settings, &outbox, &reader, &mut recent_acks, &mut outage).await;
+        let result = drive(
+            &mut session,
+            &settings,
+            &outbox,
+            &reader,
+            &mut recent_acks,
+            &mut outage,
+        )
+        .await;
         if outage.is_none() {
             // The session had connected: the next attempt starts from the floor.
             backoff.reset();
@@ -143,11 +151,20 @@ async fn drive(
     .await
     .map_err(|_| format!("no CONNACK within {}s", CONNECT_TIMEOUT.as_secs()))??;
     match outage.take() {
-        Some((since, attempts, _)) => tracing::info!(down_s = since.elapsed().as_secs(), attempts,
-            "uplink restored; sending the queued events"),
+        Some((since, attempts, _)) => tracing::info!(
+            down_s = since.elapsed().as_secs(),
+            attempts,
+            "uplink restored; sending the queued events"
+        ),
         None => tracing::info!(broker = %settings.session.host, "uplink connected"),
     }
-    outbox.link_state(true, format!("connected to {}:{}", settings.session.host, settings.session.port));
+    outbox.link_state(
+        true,
+        format!(
+            "connected to {}:{}",
+            settings.session.host, settings.session.port
+        ),
+    );
 
     let window = usize::from(settings.session.max_inflight);
     let committed = outbox.committed();
@@ -161,7 +178,8 @@ async fn drive(
     loop {
         if !caught_up && inflight.len() <= window / 2 {
             let want = window - inflight.len();
-            let rows = reader.queued_after(cursor, want)
+            let rows = reader
+                .queued_after(cursor, want)
                 .map_err(|e| format!("reading the outbox: {e}"))?;
             caught_up = rows.len() < want;
             for r in rows {
@@ -208,15 +226,19 @@ fn handle(
 ) -> Result<(), String> {
     match ev {
         SessionEvent::Written(pkid) => inflight.written(pkid).map_err(|e| e.to_string())?,
-        SessionEvent::PubAck { pkid, failure } => match (inflight.acked(pkid).map_err(|e| e.to_string())?, failure) {
-            (Carried::Event(row), None) => delivered.push(row),
-            (Carried::Event(row), Some(reason)) => {
-                tracing::error!(row = row.0, %reason, "broker refused an event; moved to the dead letters");
-                outbox.rejected(row, reason);
+        SessionEvent::PubAck { pkid, failure } => {
+            match (inflight.acked(pkid).map_err(|e| e.to_string())?, failure) {
+                (Carried::Event(row), None) => delivered.push(row),
+                (Carried::Event(row), Some(reason)) => {
+                    tracing::error!(row = row.0, %reason, "broker refused an event; moved to the dead letters");
+                    outbox.rejected(row, reason);
+                }
+                (Carried::Status, Some(reason)) => {
+                    tracing::warn!(%reason, "broker refused the status message")
+                }
+                (Carried::Status, None) => {}
             }
-            (Carried::Status, Some(reason)) => tracing::warn!(%reason, "broker refused the status message"),
-            (Carried::Status, None) => {}
-        },
+        }
         SessionEvent::Connected => return Err("unexpected second CONNACK".into()),
         SessionEvent::Other => {}
     }
@@ -228,7 +250,12 @@ fn status_payload(reader: &queue::Reader) -> Vec<u8> {
     let snap = reader.snapshot().ok();
     let marks: serde_json::Map<String, serde_json::Value> = snap
         .as_ref()
-        .map(|s| s.sources.iter().map(|c| (c.name.clone(), json!(c.last_seq))).collect())
+        .map(|s| {
+            s.sources
+                .iter()
+                .map(|c| (c.name.clone(), json!(c.last_seq)))
+                .collect()
+        })
         .unwrap_or_default();
     serde_json::to_vec(&json!({
         "state": "online",

@@ -76,7 +76,10 @@ fn transport(tls: &Option<Arc<rustls::ClientConfig>>) -> Transport {
 }
 
 /// Forwards event-loop events until the first error, then ends.
-async fn forward(tx: &mpsc::Sender<Result<SessionEvent, String>>, ev: Result<SessionEvent, String>) -> bool {
+async fn forward(
+    tx: &mpsc::Sender<Result<SessionEvent, String>>,
+    ev: Result<SessionEvent, String>,
+) -> bool {
     let stop = ev.is_err();
     tx.send(ev).await.is_ok() && !stop
 }
@@ -104,7 +107,9 @@ impl Session {
                     ));
                 let (c, mut e) = rumqttc::AsyncClient::new(opts, cap);
                 let task = tokio::spawn(async move {
-                    while forward(&tx, e.poll().await.map(v4_event).map_err(|e| describe(&e))).await {}
+                    while forward(&tx, e.poll().await.map(v4_event).map_err(|e| describe(&e))).await
+                    {
+                    }
                 });
                 (Client::V4(c), task)
             }
@@ -125,12 +130,18 @@ impl Session {
                     ));
                 let (c, mut e) = rumqttc::v5::AsyncClient::new(opts, cap);
                 let task = tokio::spawn(async move {
-                    while forward(&tx, e.poll().await.map(v5_event).map_err(|e| describe(&e))).await {}
+                    while forward(&tx, e.poll().await.map(v5_event).map_err(|e| describe(&e))).await
+                    {
+                    }
                 });
                 (Client::V5(c), task)
             }
         };
-        Session { client, events, pump }
+        Session {
+            client,
+            events,
+            pump,
+        }
     }
 
     /// Hands a QoS 1 publish to the client without waiting.
@@ -140,7 +151,12 @@ impl Session {
                 .try_publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload)
                 .map_err(|e| e.to_string()),
             Client::V5(c) => c
-                .try_publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, retain, payload)
+                .try_publish(
+                    topic,
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    retain,
+                    payload,
+                )
                 .map_err(|e| e.to_string()),
         }
     }
@@ -201,7 +217,10 @@ fn v5_event(ev: rumqttc::v5::Event) -> SessionEvent {
                         .unwrap_or_default()
                 )),
             };
-            SessionEvent::PubAck { pkid: a.pkid, failure }
+            SessionEvent::PubAck {
+                pkid: a.pkid,
+                failure,
+            }
         }
         Event::Outgoing(Outgoing::Publish(pkid)) => SessionEvent::Written(pkid),
         _ => SessionEvent::Other,

@@ -12,7 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn wait_port(port: u16, up: bool, within: Duration) {
@@ -24,12 +28,16 @@ pub fn wait_port(port: u16, up: bool, within: Duration) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("port {port} did not become {}", if up { "open" } else { "closed" });
+    panic!(
+        "port {port} did not become {}",
+        if up { "open" } else { "closed" }
+    );
 }
 
 /// A test world: temp dir, PKI, a Mosquitto that requires client certificates.
 pub struct World {
     pub dir: tempfile::TempDir,
+    // Kept for post-mortems when POSEDGE_KEEP_TEST_DIR is set.
     pub pki: Pki,
     pub broker_port: u16,
     broker: Option<Child>,
@@ -37,9 +45,18 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
+        if std::env::var_os("POSEDGE_KEEP_TEST_DIR").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("test dir kept: {}", dir.path().display());
+        }
         let pki = certs::generate(dir.path(), "test-ca", &["agent", "cloud"]).unwrap();
-        World { dir, pki, broker_port: free_port(), broker: None }
+        World {
+            dir,
+            pki,
+            broker_port: free_port(),
+            broker: None,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -51,9 +68,9 @@ impl World {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n\
+                "listener {port} 127.0.0.1\nuser root\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n\
                  tls_version tlsv1.2\nallow_anonymous true\npersistence true\npersistence_location {dir}/\nmax_inflight_messages 1000\n\
-                 max_queued_messages 1000000\nlog_dest stderr\nlog_type error\n",
+                 max_queued_messages 1000000\nlog_dest file {dir}/mosquitto.log\nlog_type all\n",
                 port = self.broker_port,
                 ca = self.pki.ca.display(),
                 cert = self.pki.server.0.display(),
@@ -76,7 +93,10 @@ impl World {
     /// A graceful stop (SIGTERM): Mosquitto saves its sessions, as a real restart does.
     pub fn stop_broker(&mut self) {
         if let Some(mut c) = self.broker.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
         wait_port(self.broker_port, false, Duration::from_secs(10));
@@ -112,12 +132,16 @@ impl World {
             port: self.broker_port,
             client_id: format!("cloud-{}", self.broker_port),
             keep_alive: Duration::from_secs(5),
-            tls: Some(posedge::uplink::tls::client_config(&self.pki.ca, Some((cert, key))).unwrap()),
+            tls: Some(
+                posedge::uplink::tls::client_config(&self.pki.ca, Some((cert, key))).unwrap(),
+            ),
             will: (String::new(), Vec::new()),
             max_inflight: 100,
         };
         let sub = Subscriber::start(&opts, "posedge/v1/t1/s1/+/+", true);
-        eventually(Duration::from_secs(10), "subscriber subscribed", || sub.seen().subscribed);
+        eventually(Duration::from_secs(10), "subscriber subscribed", || {
+            sub.seen().subscribed
+        });
         sub
     }
 }
@@ -139,7 +163,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path, lan_port: u16, log: PathBuf) -> Agent {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_posedge"))
             .args(["run", "--config"])
             .arg(config)
@@ -162,7 +190,8 @@ impl Agent {
     }
 
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -186,20 +215,29 @@ pub fn status(config: &Path) -> serde_json::Value {
         .arg(config)
         .output()
         .unwrap();
-    assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Waits until `f` holds or panics with `what`.
-pub fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+/// Polls `f` until it holds (true) or time runs out (false).
+pub fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     while Instant::now() < end {
         if f() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("timed out waiting for: {what}");
+    false
+}
+
+/// Waits until `f` holds or panics with `what`.
+pub fn eventually(within: Duration, what: &str, f: impl FnMut() -> bool) {
+    assert!(wait_for(within, f), "timed out waiting for: {what}");
 }
 
 pub fn lan(port: u16) -> SocketAddr {
