@@ -1,6 +1,6 @@
 //! Wires the stages for `posedge run`: outbox first, then sources, then the uplink.
 
-use crate::config::{Config, SourceKind};
+use crate::config::{Config, Format, SourceKind};
 use crate::event::{Origin, RegisterId, SourceName};
 use crate::ingest::SourceContext;
 use crate::outbox::{Outbox, OutboxError, schema};
@@ -36,13 +36,13 @@ pub enum StartError {
     },
     /// A configured source kind is not available in this build.
     #[error(
-        "source {name}: kind = \"{kind}\" is not supported by this version of posedge; remove the source or upgrade"
+        "source {name}: {what} is not supported by this version of posedge; remove the source or upgrade"
     )]
     Unsupported {
         /// Source name.
         name: String,
-        /// Kind.
-        kind: &'static str,
+        /// The key and value.
+        what: String,
     },
     /// A reader connection could not be opened.
     #[error(transparent)]
@@ -66,6 +66,9 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             "insecure_plaintext = true: events cross the network unencrypted; never use this outside a lab"
         );
     }
+    if let Some(m) = &cfg.metrics {
+        tracing::warn!(listen = %m.listen, "[metrics] is set but this version serves no metrics endpoint yet");
+    }
     let settings = UplinkSettings::from_config(cfg)?;
     let (outbox, writer) = Outbox::open(&cfg.outbox).map_err(|source| StartError::Outbox {
         path: cfg.outbox.path.display().to_string(),
@@ -73,14 +76,17 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     })?;
     let mut listening = Vec::new();
     for s in &cfg.sources {
-        match s.kind {
-            SourceKind::Tcp => {}
-            other => {
-                return Err(StartError::Unsupported {
-                    name: s.name.clone(),
-                    kind: other.as_str(),
-                });
-            }
+        if s.kind != SourceKind::Tcp {
+            return Err(StartError::Unsupported {
+                name: s.name.clone(),
+                what: format!("kind = \"{}\"", s.kind.as_str()),
+            });
+        }
+        if s.format != Format::Ndjson {
+            return Err(StartError::Unsupported {
+                name: s.name.clone(),
+                what: format!("format = \"{}\"", s.format.as_str()),
+            });
         }
         let Some(addr) = s.listen else { continue };
         let listener = tokio::net::TcpListener::bind(addr)

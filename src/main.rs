@@ -44,6 +44,9 @@ enum Cmd {
     /// The whole path on one machine: broker, agent, registers, an uplink cut.
     #[cfg(feature = "demo")]
     Demo(posedge::demo::DemoArgs),
+    /// The benchmark: ceilings and posedge end to end through a local Mosquitto.
+    #[cfg(feature = "demo")]
+    Bench(posedge::demo::bench::BenchArgs),
 }
 
 mod posedge_cli {
@@ -194,6 +197,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        #[cfg(feature = "demo")]
+        Cmd::Bench(args) => {
+            init_logs("posedge=warn,off");
+            runtime()?.block_on(posedge::demo::bench::run(args))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `posedge demo`: broker, agent, registers and an uplink cut on one machine (DESIGN §8).
 
+pub mod bench;
 pub mod broker;
 pub mod certs;
+pub mod mosquitto;
 
 use crate::config::{
     ByteSize, Config, Format, LogConfig, MqttVersion, OutboxConfig, SourceConfig, SourceKind,
@@ -11,6 +13,7 @@ use crate::outbox::{queue, schema};
 use crate::sim::generate::Profile;
 use crate::sim::link_cut::LinkCut;
 use crate::sim::register::{self, SimOptions};
+use crate::sim::stats::percentile;
 use crate::sim::subscriber::Subscriber;
 use crate::uplink::session::SessionOptions;
 use crate::uplink::tls;
@@ -53,15 +56,6 @@ fn setup<E: std::fmt::Display>(e: E) -> DemoError {
 fn free_port() -> Result<SocketAddr, DemoError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(setup)?;
     l.local_addr().map_err(setup)
-}
-
-fn percentile(v: &mut [i64], p: f64) -> i64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
 }
 
 /// Runs the demo and prints its summary; true when nothing was lost.

@@ -3,4 +3,5 @@
 pub mod generate;
 pub mod link_cut;
 pub mod register;
+pub mod stats;
 pub mod subscriber;

@@ -26,6 +26,8 @@ pub struct Seen {
     pub other: u64,
     /// The subscription has been acknowledged at least once.
     pub subscribed: bool,
+    /// Every message received, events or not.
+    pub total: u64,
 }
 
 impl Seen {
@@ -99,6 +101,29 @@ impl Subscriber {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Messages received so far.
+    pub fn total(&self) -> u64 {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+
+    /// Latencies recorded after the first `skip`, in ms.
+    pub fn latencies_since(&self, skip: usize) -> Vec<i64> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.latency_ms
+            .get(skip..)
+            .map(<[i64]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Latencies recorded so far.
+    pub fn latency_count(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .latency_ms
+            .len()
+    }
+
     /// Distinct events so far.
     pub fn unique(&self) -> usize {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).unique()
@@ -106,6 +131,7 @@ impl Subscriber {
 }
 
 fn record(seen: &mut Seen, payload: &[u8], keep: bool) {
+    seen.total += 1;
     if keep {
         seen.payloads.push(payload.to_vec());
     }

@@ -4,6 +4,7 @@
 
 use posedge::config::MqttVersion;
 use posedge::demo::certs::{self, Pki};
+use posedge::demo::mosquitto::Mosquitto;
 use posedge::sim::subscriber::Subscriber;
 use posedge::uplink::session::SessionOptions;
 use std::net::{SocketAddr, TcpStream};
@@ -40,7 +41,7 @@ pub struct World {
     // Kept for post-mortems when POSEDGE_KEEP_TEST_DIR is set.
     pub pki: Pki,
     pub broker_port: u16,
-    broker: Option<Child>,
+    broker: Option<Mosquitto>,
 }
 
 impl World {
@@ -64,42 +65,27 @@ impl World {
     }
 
     pub fn start_broker(&mut self) {
-        let conf = self.path("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nuser root\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n\
-                 tls_version tlsv1.2\nallow_anonymous true\npersistence true\npersistence_location {dir}/\nmax_inflight_messages 1000\n\
-                 max_queued_messages 1000000\nlog_dest file {dir}/mosquitto.log\nlog_type all\n",
-                port = self.broker_port,
-                ca = self.pki.ca.display(),
-                cert = self.pki.server.0.display(),
-                key = self.pki.server.1.display(),
-                dir = self.dir.path().display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (apt-get install mosquitto)");
-        self.broker = Some(child);
-        wait_port(self.broker_port, true, Duration::from_secs(10));
+        match &mut self.broker {
+            Some(m) => m.restart().unwrap(),
+            None => {
+                let m = Mosquitto::start(
+                    self.dir.path(),
+                    self.broker_port,
+                    &self.pki.ca,
+                    &self.pki.server.0,
+                    &self.pki.server.1,
+                )
+                .unwrap();
+                self.broker = Some(m);
+            }
+        }
     }
 
-    /// A graceful stop (SIGTERM): Mosquitto saves its sessions, as a real restart does.
+    /// A graceful stop; sessions survive into the next start.
     pub fn stop_broker(&mut self) {
-        if let Some(mut c) = self.broker.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
+        if let Some(m) = &mut self.broker {
+            m.stop();
         }
-        wait_port(self.broker_port, false, Duration::from_secs(10));
     }
 
     /// Writes an agent config; `extra` is appended to the `[uplink]`-less top.
@@ -143,15 +129,6 @@ impl World {
             sub.seen().subscribed
         });
         sub
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.broker.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

@@ -1,0 +1,387 @@
+//! `posedge bench`: the project's benchmark (DESIGN §11). Every figure is measured against
+//! ceilings taken in the same run on the same machine: a bare MQTT publisher without
+//! persistence through the same Mosquitto, and bare SQLite inserts on the same disk.
+
+use super::certs;
+use super::mosquitto::Mosquitto;
+use crate::config::MqttVersion;
+use crate::sim::generate::{Generator, Profile};
+use crate::sim::stats::percentile;
+use crate::sim::subscriber::Subscriber;
+use crate::uplink::session::{Session, SessionEvent, SessionOptions};
+use crate::uplink::tls;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+/// `posedge bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Events in the throughput runs (ceiling and posedge each).
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Concurrent LAN registers feeding posedge.
+    #[arg(long, default_value_t = 4)]
+    pub registers: u32,
+    /// Publishes in flight (posedge `max_inflight` and the bare publisher alike).
+    #[arg(long, default_value_t = 256)]
+    pub inflight: u16,
+    /// Seconds of each paced latency run.
+    #[arg(long, default_value_t = 5)]
+    pub latency_s: u64,
+}
+
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("bench: {0}")]
+pub struct BenchError(String);
+
+fn err<E: std::fmt::Display>(e: E) -> BenchError {
+    BenchError(e.to_string())
+}
+
+fn free_port() -> Result<u16, BenchError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
+    Ok(l.local_addr().map_err(err)?.port())
+}
+
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+/// Pre-generated NDJSON lines per register, so generation is not measured.
+fn lines(registers: u32, per_register: u64, seed: u64) -> Vec<Vec<Vec<u8>>> {
+    (0..registers)
+        .map(|r| {
+            let mut g = Generator::new(seed, Profile::Retail, &format!("reg-{r}"), "2026-11-27");
+            (0..per_register)
+                .map(|_| {
+                    let mut l = serde_json::to_vec(&g.next_event()).unwrap_or_default();
+                    l.push(b'\n');
+                    l
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Bare SQLite ceiling: the same payloads inserted in WAL with `synchronous=FULL`, in
+/// transactions of `group` rows.
+fn sqlite_ceiling(dir: &Path, payloads: &[Vec<u8>], group: usize) -> Result<f64, BenchError> {
+    let conn = rusqlite::Connection::open(dir.join("bare.db")).map_err(err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);",
+    )
+    .map_err(err)?;
+    let start = Instant::now();
+    for chunk in payloads.chunks(group.max(1)) {
+        conn.execute_batch("BEGIN").map_err(err)?;
+        {
+            let mut st = conn
+                .prepare_cached("INSERT INTO t (payload) VALUES (?1)")
+                .map_err(err)?;
+            for p in chunk {
+                st.execute([p]).map_err(err)?;
+            }
+        }
+        conn.execute_batch("COMMIT").map_err(err)?;
+    }
+    Ok(payloads.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Bare MQTT ceiling: one client publishing the payloads QoS 1 over TLS, no persistence,
+/// counted at the subscriber.
+async fn mqtt_ceiling(
+    opts: &SessionOptions,
+    sub: &Subscriber,
+    payloads: &[Vec<u8>],
+) -> Result<f64, BenchError> {
+    let mut session = Session::start(opts);
+    loop {
+        if session.next().await.map_err(err)? == SessionEvent::Connected {
+            break;
+        }
+    }
+    let base = sub.total();
+    let n = payloads.len() as u64;
+    let window = usize::from(opts.max_inflight);
+    let start = Instant::now();
+    let mut next = 0usize;
+    let mut outstanding = 0usize;
+    while next < payloads.len() || outstanding > 0 {
+        while outstanding < window && next < payloads.len() {
+            session
+                .publish(
+                    "posedge/v1/bench/ceiling/reg/transaction".into(),
+                    payloads[next].clone().into(),
+                    false,
+                )
+                .map_err(err)?;
+            next += 1;
+            outstanding += 1;
+        }
+        if let SessionEvent::PubAck { .. } = session.next().await.map_err(err)? {
+            outstanding -= 1;
+        }
+    }
+    if !wait_until(Duration::from_secs(120), || sub.total() >= base + n).await {
+        return Err(BenchError(
+            "the subscriber did not receive the ceiling run".into(),
+        ));
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    session.disconnect().await;
+    Ok(rate)
+}
+
+/// One LAN register pushing `lines` with up to `window` unacked; returns ack latencies (µs).
+async fn feed(
+    addr: SocketAddr,
+    lines: Vec<Vec<u8>>,
+    window: usize,
+    pace: Option<Duration>,
+) -> Result<Vec<i64>, BenchError> {
+    let stream = TcpStream::connect(addr).await.map_err(err)?;
+    stream.set_nodelay(true).map_err(err)?;
+    let (rd, mut wr) = stream.into_split();
+    let sent: Arc<Mutex<VecDeque<Instant>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+    let n = lines.len();
+    let (s2, p2) = (sent.clone(), permits.clone());
+    let reader = tokio::spawn(async move {
+        let mut rd = BufReader::new(rd).lines();
+        let mut lat = Vec::with_capacity(n);
+        while lat.len() < n {
+            match rd.next_line().await {
+                Ok(Some(l)) if l.starts_with("{\"ack\"") => {
+                    if let Some(t) = s2.lock().await.pop_front() {
+                        lat.push(t.elapsed().as_micros() as i64);
+                    }
+                    p2.add_permits(1);
+                }
+                _ => {
+                    return Err(BenchError(
+                        "register connection ended before every ack".into(),
+                    ));
+                }
+            }
+        }
+        Ok(lat)
+    });
+    let start = Instant::now();
+    for (i, l) in lines.into_iter().enumerate() {
+        if let Some(p) = pace {
+            tokio::time::sleep_until((start + p * i as u32).into()).await;
+        }
+        permits.acquire().await.map_err(err)?.forget();
+        sent.lock().await.push_back(Instant::now());
+        wr.write_all(&l).await.map_err(err)?;
+    }
+    reader.await.map_err(err)?
+}
+
+struct AgentProc(Child);
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs every measurement and prints the report table.
+pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    let dir = tempfile::tempdir().map_err(err)?;
+    let pki = certs::generate(dir.path(), "bench-ca", &["agent", "cloud", "bare"]).map_err(err)?;
+    let port = free_port()?;
+    let _broker =
+        Mosquitto::start(dir.path(), port, &pki.ca, &pki.server.0, &pki.server.1).map_err(err)?;
+    let client = |name: &str| -> Result<SessionOptions, BenchError> {
+        let (c, k) = pki
+            .client(name)
+            .ok_or_else(|| BenchError(format!("no {name} cert")))?;
+        Ok(SessionOptions {
+            version: MqttVersion::V5,
+            host: "localhost".into(),
+            port,
+            client_id: format!("bench-{name}"),
+            keep_alive: Duration::from_secs(30),
+            tls: Some(tls::client_config(&pki.ca, Some((c, k))).map_err(err)?),
+            will: ("posedge/v1/bench/will".into(), Vec::new()),
+            max_inflight: args.inflight,
+        })
+    };
+    let sub = Subscriber::start(&client("cloud")?, "posedge/v1/bench/#", false);
+    if !wait_until(Duration::from_secs(10), || sub.seen().subscribed).await {
+        return Err(BenchError("subscriber could not subscribe".into()));
+    }
+    let per = (args.events / u64::from(args.registers.max(1))).max(1);
+    eprintln!("generating {} events …", per * u64::from(args.registers));
+    let feed_lines = lines(args.registers.max(1), per, 1);
+    let payloads: Vec<Vec<u8>> = feed_lines
+        .iter()
+        .flatten()
+        .map(|l| l[..l.len() - 1].to_vec())
+        .collect();
+    let avg = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len().max(1);
+
+    eprintln!("ceilings: bare SQLite inserts, bare MQTT publisher …");
+    let sqlite = sqlite_ceiling(dir.path(), &payloads, 256)?;
+    let ceiling = mqtt_ceiling(&client("bare")?, &sub, &payloads).await?;
+
+    let lan_port = free_port()?;
+    let (c, k) = pki
+        .client("agent")
+        .ok_or_else(|| BenchError("no agent cert".into()))?;
+    let cfg = dir.path().join("posedge.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tenant = \"bench\"\nstore_id = \"store\"\n[outbox]\npath = \"{db}\"\nmin_free_disk = 0\nmax_bytes = \"4GiB\"\n\
+             [uplink]\nurl = \"mqtts://localhost:{port}\"\nca = \"{ca}\"\ncert = \"{c}\"\nkey = \"{k}\"\nmax_inflight = {inf}\n\
+             [[source]]\nname = \"lan\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:{lan_port}\"\nmax_pending_acks = 4096\n[log]\nlevel = \"warn\"\n",
+            db = dir.path().join("outbox.db").display(),
+            ca = pki.ca.display(),
+            c = c.display(),
+            k = k.display(),
+            inf = args.inflight
+        ),
+    )
+    .map_err(err)?;
+    let exe = std::env::current_exe().map_err(err)?;
+    let agent = AgentProc(
+        Command::new(exe)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(err)?,
+    );
+    let pid = agent.0.id();
+    let lan: SocketAddr = ([127, 0, 0, 1], lan_port).into();
+    if !wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(lan).is_ok()
+    })
+    .await
+    {
+        return Err(BenchError("agent did not listen".into()));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = proc_kib(pid, "VmRSS:");
+
+    eprintln!("posedge end to end: {} registers …", args.registers);
+    let base = sub.total();
+    let total = per * u64::from(args.registers);
+    let start = Instant::now();
+    let feeds: Vec<_> = feed_lines
+        .into_iter()
+        .map(|l| tokio::spawn(feed(lan, l, 512, None)))
+        .collect();
+    let mut ack_all = Vec::new();
+    for f in feeds {
+        ack_all.extend(f.await.map_err(err)??);
+    }
+    let ingest_rate = total as f64 / start.elapsed().as_secs_f64();
+    if !wait_until(Duration::from_secs(300), || sub.total() >= base + total).await {
+        return Err(BenchError(
+            "the subscriber did not receive every event".into(),
+        ));
+    }
+    let e2e = total as f64 / start.elapsed().as_secs_f64();
+    let peak_rss = proc_kib(pid, "VmHWM:");
+
+    eprintln!("paced latency runs …");
+    let n1000 = 1000 * args.latency_s;
+    let paced = lines(1, n1000, 2).into_iter().next().unwrap_or_default();
+    let mut ack1000 = feed(lan, paced, 512, Some(Duration::from_millis(1))).await?;
+    let n100 = 100 * args.latency_s;
+    let skip = sub.latency_count();
+    let paced = lines(1, n100, 3).into_iter().next().unwrap_or_default();
+    feed(lan, paced, 512, Some(Duration::from_millis(10))).await?;
+    wait_until(Duration::from_secs(10), || {
+        sub.latency_count() >= skip + n100 as usize
+    })
+    .await;
+    let mut cloud100 = sub.latencies_since(skip);
+    let after_rss = proc_kib(pid, "VmRSS:");
+    drop(agent);
+
+    let ms = |us: i64| us as f64 / 1000.0;
+    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+    let ratio = e2e / ceiling;
+    let p99_ack = ms(percentile(&mut ack1000, 0.99));
+    let p99_cloud = percentile(&mut cloud100, 0.99);
+    println!(
+        "\n## posedge bench ({} events of ~{avg} B, {} registers, TLS 1.3 + mTLS, QoS 1, Mosquitto on loopback)\n",
+        total, args.registers
+    );
+    println!("| figure | measured | target | |");
+    println!("|---|---|---|---|");
+    println!(
+        "| ceiling: bare SQLite inserts (WAL, synchronous=FULL, 256/commit) | {sqlite:.0} rows/s | | |"
+    );
+    println!("| ceiling: bare MQTT publisher (no persistence) | {ceiling:.0} msg/s | | |");
+    println!("| posedge ingest (acked, durable) | {ingest_rate:.0} events/s | | |");
+    println!(
+        "| posedge end to end (TCP in → durable → subscriber) | {e2e:.0} events/s | ≥ 20000 | {} |",
+        verdict(e2e >= 20_000.0)
+    );
+    println!(
+        "| ratio to the MQTT ceiling | {ratio:.2} | ≥ 0.70 | {} |",
+        verdict(ratio >= 0.7)
+    );
+    println!(
+        "| ack latency under full load p50 / p99 | {:.2} / {:.2} ms | | |",
+        ms(percentile(&mut ack_all, 0.5)),
+        ms(percentile(&mut ack_all, 0.99))
+    );
+    println!(
+        "| ack latency at 1000 events/s p50 / p99 | {:.2} / {p99_ack:.2} ms | p99 ≤ 10 ms | {} |",
+        ms(percentile(&mut ack1000, 0.5)),
+        verdict(p99_ack <= 10.0)
+    );
+    println!(
+        "| agent → subscriber latency at 100 events/s p50 / p99 | {} / {p99_cloud} ms | p99 ≤ 25 ms | {} |",
+        percentile(&mut cloud100, 0.5),
+        verdict(p99_cloud <= 25)
+    );
+    println!(
+        "| agent RSS idle | {:.1} MB | ≤ 16 MB | {} |",
+        idle_rss as f64 / 1024.0,
+        verdict(idle_rss <= 16 * 1024)
+    );
+    println!(
+        "| agent peak RSS (whole run) | {:.1} MB | | |",
+        peak_rss as f64 / 1024.0
+    );
+    println!(
+        "| agent RSS after the run | {:.1} MB | | |",
+        after_rss as f64 / 1024.0
+    );
+    Ok(())
+}

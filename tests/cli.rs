@@ -1,0 +1,139 @@
+//! The command line as operators use it: check-config, status, exit codes.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn posedge(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_posedge"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn example_config_covers_every_key_and_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/posedge.toml"
+    ))
+    .unwrap();
+    // Point the example's absolute paths into the temp dir, where the files exist.
+    let text = text
+        .replace("/etc/posedge/", &format!("{}/", dir.path().display()))
+        .replace("/var/lib/posedge/", &format!("{}/", dir.path().display()));
+    for f in ["ca.pem", "agent.pem", "agent.key"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let cfg = dir.path().join("posedge.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let out = posedge(&["check-config", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every documented key of the config model appears in the example (commented or not).
+    for key in [
+        "tenant",
+        "store_id",
+        "topic_prefix",
+        "path",
+        "max_bytes",
+        "min_free_disk",
+        "group_commit_ms",
+        "max_group",
+        "retain_delivered_days",
+        "url",
+        "ca",
+        "cert",
+        "key",
+        "mqtt_version",
+        "client_id",
+        "keep_alive_s",
+        "backoff_floor_ms",
+        "backoff_cap_ms",
+        "max_inflight",
+        "insecure_plaintext",
+        "name",
+        "kind",
+        "listen",
+        "format",
+        "register_id",
+        "max_line_bytes",
+        "idle_timeout_s",
+        "max_pending_acks",
+        "device",
+        "usb",
+        "baud",
+        "data_bits",
+        "parity",
+        "stop_bits",
+        "flow_control",
+        "framing",
+        "printer",
+        "level",
+    ] {
+        assert!(
+            text.lines().any(|l| l
+                .trim_start_matches(['#', ' '])
+                .starts_with(&format!("{key} ="))),
+            "example lacks {key}"
+        );
+    }
+}
+
+#[test]
+fn check_config_names_key_and_line_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "tenant = \"t\"\nstore_id = \"s\"\n[uplink]\nurl = \"mqtts://b:8883\"\nca = \"/nonexistent/ca.pem\"\nkeep_alive_s = 1\n",
+    )
+    .unwrap();
+    let out = posedge(&["check-config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 5: uplink.ca: file /nonexistent/ca.pem does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("line 6: uplink.keep_alive_s"), "{err}");
+    std::fs::write(
+        &cfg,
+        "tenant = \"t\"\nstore_id = \"s\"\nstore_name = 3\n[uplink]\nurl = \"x\"\n",
+    )
+    .unwrap();
+    let out = posedge(&["check-config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3: store_name: unknown field"), "{err}");
+    let out = posedge(&["check-config", "/nonexistent.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn status_reads_a_running_agent_as_table_and_json() {
+    let w = World::new();
+    let lan_port = free_port();
+    let cfg = w.agent_config(lan_port, "", "");
+    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    eventually(std::time::Duration::from_secs(5), "heartbeat", || {
+        status(&cfg)["agent"]["running"] == true
+    });
+    let st = status(&cfg);
+    for field in ["pending", "bytes", "oldest_age_s"] {
+        assert!(st["outbox"].get(field).is_some(), "outbox.{field} in {st}");
+    }
+    for field in ["connected", "last_puback_at"] {
+        assert!(st["uplink"].get(field).is_some(), "uplink.{field} in {st}");
+    }
+    assert!(st["alarms"].is_array());
+    let out = posedge(&["status", "--config", cfg.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("agent      running"), "{table}");
+    assert!(table.contains("uplink     DISCONNECTED"), "{table}");
+}
