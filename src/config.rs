@@ -736,7 +736,8 @@ impl Config {
     }
 }
 
-fn is_topic_safe(s: &str) -> bool {
+/// True for identifiers safe as an MQTT topic level: 1–64 of `A–Z a–z 0–9 _ - .`.
+pub fn is_topic_safe(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()

@@ -232,6 +232,102 @@ pub fn redact_json(v: &mut Value) -> Redactions {
     r
 }
 
+/// True when [`redact_json`] would change nothing in this JSON text: no sensitive key,
+/// no card data in any key or string, no number it would inspect. Checks without
+/// building a value, so clean events (nearly all) skip the parse-redact-serialise round
+/// trip. Unparseable text is not clean.
+pub fn json_is_clean(json: &str) -> bool {
+    let mut de = serde_json::Deserializer::from_str(json);
+    match serde::Deserialize::deserialize(&mut de) {
+        Ok(Clean(clean)) => clean && de.end().is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn str_is_clean(s: &str) -> bool {
+    scan(s.as_bytes()).is_none()
+}
+
+/// Verdict of [`json_is_clean`] for one value.
+struct Clean(bool);
+
+/// Verdict for one object key.
+struct CleanKey(bool);
+
+impl<'de> serde::Deserialize<'de> for Clean {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CleanVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CleanKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl serde::de::Visitor<'_> for KeyVisitor {
+    type Value = CleanKey;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<CleanKey, E> {
+        Ok(CleanKey(key_is_clean(key)))
+    }
+}
+
+struct CleanVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CleanVisitor {
+    type Value = Clean;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Clean, E> {
+        Ok(Clean(true))
+    }
+    fn visit_unit<E>(self) -> Result<Clean, E> {
+        Ok(Clean(true))
+    }
+    // The same threshold as `redact_json`: smaller integers cannot hold a PAN.
+    fn visit_i64<E>(self, v: i64) -> Result<Clean, E> {
+        Ok(Clean(v.unsigned_abs() < 1_000_000_000_000))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Clean, E> {
+        Ok(Clean(v < 1_000_000_000_000))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Clean, E> {
+        Ok(Clean(false))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Clean, E> {
+        Ok(Clean(str_is_clean(s)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Clean, A::Error> {
+        let mut clean = true;
+        while let Some(Clean(c)) = seq.next_element()? {
+            clean &= c;
+        }
+        Ok(Clean(clean))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Clean, A::Error> {
+        let mut clean = true;
+        while let Some(CleanKey(k)) = map.next_key()? {
+            let Clean(v) = map.next_value()?;
+            clean &= k && v;
+        }
+        Ok(Clean(clean))
+    }
+}
+
+/// A key is clean when it names no sensitive field and holds no card data.
+pub fn key_is_clean(key: &str) -> bool {
+    !is_sensitive_key(key) && str_is_clean(key)
+}
+
 fn is_sensitive_key(key: &str) -> bool {
     let keep = |c: &u8| !matches!(c, b'_' | b'-' | b'.' | b' ');
     let len = key.bytes().filter(keep).count();
@@ -787,6 +883,29 @@ impl Scanner<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn json_is_clean_agrees_with_redact_json() {
+        let cases = [
+            (r#"{"a":"plain","n":12,"l":[1,{"b":true,"c":null}]}"#, true),
+            (r#"{"note":"card 4111 1111 1111 1111"}"#, false),
+            (r#"{"x":{"CVV2":"123"}}"#, false),
+            (r#"{"4111111111111111":"key holds a PAN"}"#, false),
+            (r#"{"n":4111111111111111}"#, false),
+            (r#"{"f":1.5}"#, false),
+            (r#"{"esc":"\u0034111111111111111"}"#, false),
+            (r#"{"gtin":"4006381333931","amount":-1999}"#, true),
+            (r#"{"broken":"#, false),
+        ];
+        for (json, want) in cases {
+            assert_eq!(json_is_clean(json), want, "{json}");
+            if want {
+                let mut v: Value = serde_json::from_str(json).unwrap();
+                assert_eq!(redact_json(&mut v).total(), 0, "{json}");
+            }
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -1334,6 +1453,42 @@ mod tests {
             let (b, rb) = redact_bytes(input.as_bytes());
             prop_assert_eq!(a.as_bytes(), b.as_ref());
             prop_assert_eq!(ra, rb);
+        }
+    }
+}
+
+#[cfg(test)]
+mod clean_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z _-]{0,12}",
+            "[0-9 .-]{10,22}",
+            Just("4111111111111111".to_string()),
+            Just("5555 5555 5555 4444".to_string()),
+            Just("CVV".to_string()),
+            Just("track_2".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// A "clean" verdict is never wrong: redact_json leaves such a document unchanged.
+        #[test]
+        fn clean_verdict_is_never_wrong(pairs in proptest::collection::vec((word(), word(), any::<i64>()), 1..8)) {
+            let mut inner = serde_json::Map::new();
+            for (k, v, n) in &pairs {
+                inner.insert(k.clone(), Value::String(v.clone()));
+                inner.insert(format!("{k}#n"), Value::from(*n));
+            }
+            let doc = serde_json::json!({"body": {"lines": [Value::Object(inner)]}});
+            let text = doc.to_string();
+            if json_is_clean(&text) {
+                let mut v = doc.clone();
+                prop_assert_eq!(redact_json(&mut v).total(), 0);
+                prop_assert_eq!(v, doc);
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 pub mod ndjson;
 
 use crate::config::Format;
-use serde_json::{Map, Value};
+use crate::event::Fields;
 
 /// Why a record could not become an event; goes to the dead letters with the raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 pub struct Rejection(pub String);
 
 /// Decodes one record of `format` into the register-supplied fields of an event.
-pub fn decode(format: Format, raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
+pub fn decode(format: Format, raw: &[u8]) -> Result<Fields, Rejection> {
     match format {
         Format::Ndjson => ndjson::decode(raw),
         other => Err(Rejection(format!(

@@ -2,55 +2,63 @@
 //! agent-owned fields.
 
 use super::Rejection;
-use crate::event::{AGENT_FIELDS, EVENT_TYPES};
-use serde_json::{Map, Value};
+use crate::config::is_topic_safe;
+use crate::event::{AGENT_FIELDS, EVENT_TYPES, Fields};
+use serde::de::IgnoredAny;
+use serde_json::Value;
 
-/// Parses one line and checks the envelope fields a register may supply.
-pub fn decode(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
+/// Parses one line and checks the envelope fields a register may supply. Members stay
+/// raw JSON text; only the small envelope members are looked at.
+pub fn decode(raw: &[u8]) -> Result<Fields, Rejection> {
     let text = std::str::from_utf8(raw).map_err(|e| {
         Rejection(format!(
             "not UTF-8 (invalid byte at offset {})",
             e.valid_up_to()
         ))
     })?;
-    let value: Value = serde_json::from_str(text.trim_end_matches(['\r', '\n']))
-        .map_err(|e| Rejection(format!("invalid JSON at column {}: {e}", e.column())))?;
-    let Value::Object(mut map) = value else {
-        return Err(Rejection("a line must be one JSON object".into()));
+    let text = text.trim_end_matches(['\r', '\n']);
+    let mut map: Fields = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(_) if serde_json::from_str::<IgnoredAny>(text).is_ok() => {
+            return Err(Rejection("a line must be one JSON object".into()));
+        }
+        Err(e) => {
+            return Err(Rejection(format!(
+                "invalid JSON at column {}: {e}",
+                e.column()
+            )));
+        }
     };
     for f in AGENT_FIELDS {
         // A register cannot choose our identifiers; dropping them keeps ids trustworthy.
         map.remove(*f);
     }
-    match map.get("event_type") {
-        Some(Value::String(t)) if EVENT_TYPES.contains(&t.as_str()) => {}
-        Some(Value::String(t)) => {
+    let member = |key: &str| map.get(key).map(|r| r.get());
+    match member("event_type").map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::String(t))) if EVENT_TYPES.contains(&t.as_str()) => {}
+        Some(Ok(Value::String(t))) => {
             return Err(Rejection(format!("unknown event_type {t:?}")));
         }
         Some(_) => return Err(Rejection("event_type must be a string".into())),
         None => return Err(Rejection("event_type is missing".into())),
     }
     for key in ["register_id", "business_day", "operator_id", "occurred_at"] {
-        match map.get(key) {
-            None | Some(Value::Null) | Some(Value::String(_)) => {}
-            Some(_) => return Err(Rejection(format!("{key} must be a string"))),
+        match member(key).map(serde_json::from_str::<Option<String>>) {
+            None | Some(Ok(_)) => {}
+            Some(Err(_)) => return Err(Rejection(format!("{key} must be a string"))),
         }
     }
-    if let Some(Value::String(r)) = map.get("register_id")
-        && (r.is_empty()
-            || r.len() > 64
-            || !r
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+    if let Some(Ok(Some(r))) = member("register_id").map(serde_json::from_str::<Option<String>>)
+        && !is_topic_safe(&r)
     {
         return Err(Rejection(
             "register_id must be 1–64 characters of A–Z a–z 0–9 _ - .".into(),
         ));
     }
-    match map.get("pos_sequence") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.is_u64() => {}
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => {}
+    match member("pos_sequence").map(serde_json::from_str::<Value>) {
+        None | Some(Ok(Value::Null)) => {}
+        Some(Ok(Value::Number(n))) if n.is_u64() => {}
+        Some(Ok(Value::String(s))) if !s.is_empty() && s.len() <= 64 => {}
         Some(_) => {
             return Err(Rejection(
                 "pos_sequence must be a non-negative integer or a short string".into(),
@@ -58,15 +66,16 @@ pub fn decode(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
         }
     }
     for key in ["body", "ext", "flags"] {
-        match map.get(key) {
-            None | Some(Value::Object(_)) => {}
-            Some(_) => return Err(Rejection(format!("{key} must be an object"))),
+        if member(key).is_some_and(|r| !r.starts_with('{')) {
+            return Err(Rejection(format!("{key} must be an object")));
         }
     }
-    if let Some(Value::Object(flags)) = map.get("flags")
-        && let Some((k, _)) = flags.iter().find(|(_, v)| !v.is_boolean())
-    {
-        return Err(Rejection(format!("flags.{k} must be true or false")));
+    if let Some(flags) = member("flags") {
+        let flags: serde_json::Map<String, Value> =
+            serde_json::from_str(flags).map_err(|_| Rejection("flags must be an object".into()))?;
+        if let Some((k, _)) = flags.iter().find(|(_, v)| !v.is_boolean()) {
+            return Err(Rejection(format!("flags.{k} must be true or false")));
+        }
     }
     Ok(map)
 }
@@ -80,7 +89,7 @@ mod tests {
         let m = decode(br#"{"event_type":"no_sale","seq":99,"event_id":"x","register_id":"r1"}"#)
             .unwrap();
         assert!(!m.contains_key("seq") && !m.contains_key("event_id"));
-        assert_eq!(m["register_id"], "r1");
+        assert_eq!(m["register_id"].get(), "\"r1\"");
     }
 
     #[test]

@@ -61,6 +61,18 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which may contain spaces, start after ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the state.
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    ticks as f64 / 100.0
+}
+
 async fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     while Instant::now() < end {
@@ -297,6 +309,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     eprintln!("posedge end to end: {} registers …", args.registers);
     let base = sub.total();
     let total = per * u64::from(args.registers);
+    let cpu_before = cpu_s(pid);
     let start = Instant::now();
     let feeds: Vec<_> = feed_lines
         .into_iter()
@@ -313,6 +326,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         ));
     }
     let e2e = total as f64 / start.elapsed().as_secs_f64();
+    let cpu_per_event_us = (cpu_s(pid) - cpu_before) * 1e6 / total as f64;
     let peak_rss = proc_kib(pid, "VmHWM:");
 
     eprintln!("paced latency runs …");
@@ -351,6 +365,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "| posedge end to end (TCP in → durable → subscriber) | {e2e:.0} events/s | ≥ 20000 | {} |",
         verdict(e2e >= 20_000.0)
     );
+    println!("| agent CPU per event (user + system) | {cpu_per_event_us:.0} µs | | |");
     println!(
         "| ratio to the MQTT ceiling | {ratio:.2} | ≥ 0.70 | {} |",
         verdict(ratio >= 0.7)

