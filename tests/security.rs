@@ -75,6 +75,16 @@ fn mosquitto_requiring_client_certs_rejects_a_client_without_one() {
     });
 }
 
+/// The PAN in groups of four, as printed on a card.
+fn spaced(pan: &str) -> String {
+    let digits: Vec<char> = pan.chars().collect();
+    digits
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Luhn-valid test PANs of several brands.
 const PANS: &[&str] = &[
     "4111111111111111",
@@ -98,13 +108,7 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
     let mut rd = BufReader::new(s.try_clone().unwrap());
     let mut n = 0;
     for (i, pan) in PANS.iter().enumerate() {
-        let spaced: String = pan
-            .chars()
-            .collect::<Vec<_>>()
-            .chunks(4)
-            .map(|c| c.iter().collect::<String>())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let spaced = spaced(pan);
         // The PAN in every string field, spaced and plain; plus a broken line holding one.
         let ev = serde_json::json!({
             "event_type": "transaction", "register_id": "r1", "pos_sequence": i + 1,
@@ -141,13 +145,7 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
     }
     assert!(haystacks.len() > 4);
     for pan in PANS {
-        let spaced: String = pan
-            .chars()
-            .collect::<Vec<_>>()
-            .chunks(4)
-            .map(|c| c.iter().collect::<String>())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let spaced = spaced(pan);
         for (name, hay) in &haystacks {
             for needle in [pan.as_bytes(), spaced.as_bytes()] {
                 assert!(

@@ -2024,15 +2024,7 @@ mod tests {
                     assert!(event["flags"][flag].is_boolean(), "flags.{flag} in {event}");
                 }
                 assert!(event["body"].is_object());
-                for owned in [
-                    "schema",
-                    "event_id",
-                    "idempotency_key",
-                    "store_id",
-                    "source",
-                    "seq",
-                    "received_at",
-                ] {
+                for owned in crate::event::AGENT_FIELDS {
                     assert!(event.get(owned).is_none(), "agent-owned {owned} present");
                 }
                 assert!(all_integers(event), "a float in {event}");

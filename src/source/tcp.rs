@@ -137,39 +137,32 @@ async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox,
     let _ = answers.await;
 }
 
+/// A dead letter for bytes the framing refused; `reason` gets the length kept.
+fn rejected(
+    ctx: &SourceContext,
+    bytes: &[u8],
+    reason: impl FnOnce(usize) -> String,
+) -> (Prepared, crate::redact::Redactions) {
+    let (raw, found) = crate::redact::redact_bytes(bytes);
+    let letter = DeadLetter {
+        reason: reason(raw.len()),
+        raw: raw.into_owned(),
+        register_id: ctx.default_register.clone(),
+    };
+    (Prepared::Rejected(letter), found)
+}
+
 async fn submit(n: u64, line: Line, ctx: &SourceContext, outbox: &Outbox, max: usize) -> Pending {
     let (prepared, found) = match line {
         Line::Complete(raw) => prepare(ctx, &raw, &now_rfc3339()),
-        Line::TooLong { prefix, len } => {
-            let (raw, found) = crate::redact::redact_bytes(&prefix);
-            let reason = format!(
-                "line of {len} bytes exceeds max_line_bytes ({max}); first {} bytes kept",
-                raw.len()
-            );
-            (
-                Prepared::Rejected(DeadLetter {
-                    reason,
-                    raw: raw.into_owned(),
-                    register_id: ctx.default_register.clone(),
-                }),
-                found,
+        Line::TooLong { prefix, len } => rejected(ctx, &prefix, |kept| {
+            format!("line of {len} bytes exceeds max_line_bytes ({max}); first {kept} bytes kept")
+        }),
+        Line::Truncated(partial) => rejected(ctx, &partial, |kept| {
+            format!(
+                "connection closed after {kept} bytes without a newline; the register must re-send"
             )
-        }
-        Line::Truncated(partial) => {
-            let (raw, found) = crate::redact::redact_bytes(&partial);
-            let reason = format!(
-                "connection closed after {} bytes without a newline; the register must re-send",
-                raw.len()
-            );
-            (
-                Prepared::Rejected(DeadLetter {
-                    reason,
-                    raw: raw.into_owned(),
-                    register_id: ctx.default_register.clone(),
-                }),
-                found,
-            )
-        }
+        }),
         Line::Eof => return Pending::Fail(OutboxError::Closed),
     };
     match prepared {
