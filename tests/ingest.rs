@@ -177,3 +177,48 @@ fn outbox_bound_withholds_acks_and_recovers_when_drained() {
         },
     );
 }
+
+#[test]
+fn a_register_that_never_reads_its_acks_stalls_only_itself() {
+    let w = World::new();
+    let lan_port = free_port();
+    let cfg = w.agent_config(lan_port, "", "");
+    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    let mut greedy = TcpStream::connect(lan(lan_port)).unwrap();
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    // A small receive buffer, as on a register's embedded TCP stack, so unread acks
+    // fill it quickly.
+    rustix::net::sockopt::set_socket_recv_buffer_size(&greedy, 4096).unwrap();
+    // Pipelines far more than the ack window and never reads; its writes end up blocked.
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        for seq in 1..=50_000u64 {
+            let line = format!(
+                "{{\"event_type\":\"no_sale\",\"register_id\":\"greedy\",\"pos_sequence\":{seq},\"ext\":{{\"pad\":\"{}\"}}}}\n",
+                "p".repeat(200)
+            );
+            if greedy.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        (sent, greedy)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut other = Register::connect(lan_port);
+    other
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    for seq in 1..=5 {
+        other.send(event(seq).as_bytes());
+        assert_eq!(other.answer()["ack"], seq);
+    }
+    let (sent, _greedy) = writer.join().unwrap();
+    assert!(
+        sent < 50_000,
+        "the greedy register was never back-pressured"
+    );
+}

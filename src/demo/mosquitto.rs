@@ -48,6 +48,16 @@ impl Mosquitto {
         cert: &Path,
         key: &Path,
     ) -> Result<Mosquitto, MosquittoError> {
+        Self::start_with(dir, port, (ca, cert, key), "")
+    }
+
+    /// Like [`Mosquitto::start`], with `extra` lines appended to the config (an ACL, say).
+    pub fn start_with(
+        dir: &Path,
+        port: u16,
+        (ca, cert, key): (&Path, &Path, &Path),
+        extra: &str,
+    ) -> Result<Mosquitto, MosquittoError> {
         let conf = dir.join("mosquitto.conf");
         // `user root` keeps a root-started broker from dropping to a user that cannot
         // write the private temp dir; persistence lets a graceful restart keep sessions.
@@ -57,7 +67,7 @@ impl Mosquitto {
                 "listener {port} 127.0.0.1\nuser root\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
                  require_certificate true\ntls_version tlsv1.2\nallow_anonymous true\n\
                  persistence true\npersistence_location {dir}/\nmax_inflight_messages 1000\n\
-                 max_queued_messages 1000000\nlog_dest file {dir}/mosquitto.log\nlog_type error\nlog_type warning\n",
+                 max_queued_messages 1000000\nlog_dest file {dir}/mosquitto.log\nlog_type error\nlog_type warning\n{extra}\n",
                 ca = ca.display(),
                 cert = cert.display(),
                 key = key.display(),
