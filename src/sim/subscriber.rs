@@ -159,13 +159,17 @@ fn record(seen: &mut Seen, payload: &[u8], keep: bool) {
         return;
     };
     *seen.by_key.entry(key.into_owned()).or_default() += 1;
-    if let (Some(r), Some(Ok(n))) = (p.register_id, p.pos_sequence.map(|r| r.get().parse::<u64>())) {
+    if let (Some(r), Some(Ok(n))) = (
+        p.register_id,
+        p.pos_sequence.map(|r| r.get().parse::<u64>()),
+    ) {
         seen.order.push((r.into_owned(), n));
     }
-    if let Some(t) = p.received_at {
-        if let Ok(at) = time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339) {
-            let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
-            seen.latency_ms.push(now_ms() - at_ms);
-        }
+    if let Some(t) = p.received_at
+        && let Ok(at) =
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+    {
+        let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+        seen.latency_ms.push(now_ms() - at_ms);
     }
 }

@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the retained status is refreshed while connected.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// Acknowledged rows handed to the writer in one delete transaction, at most every…
+const DELETE_BATCH: usize = 512;
+/// …this long.
+const DELETE_EVERY: Duration = Duration::from_millis(20);
 /// How often an ongoing outage is summarised in the log.
 const OUTAGE_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -91,6 +95,7 @@ const RECENT_ACKS_MAX: usize = 1 << 16;
 pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader) {
     let mut backoff = settings.backoff.clone();
     let mut recent_acks: HashSet<RowId> = HashSet::new();
+    let mut delivered: Vec<RowId> = Vec::new();
     let mut outage: Option<(Instant, u64, Instant)> = None;
     loop {
         let mut session = Session::start(&settings.session);
@@ -101,8 +106,14 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
             &reader,
             &mut recent_acks,
             &mut outage,
+            &mut delivered,
         )
         .await;
+        // Acks of the ended session still delete their rows.
+        if !delivered.is_empty() {
+            recent_acks.extend(delivered.iter().copied());
+            outbox.delivered(std::mem::take(&mut delivered));
+        }
         if outage.is_none() {
             // The session had connected: the next attempt starts from the floor.
             backoff.reset();
@@ -140,6 +151,7 @@ async fn drive(
     reader: &queue::Reader,
     recent_acks: &mut HashSet<RowId>,
     outage: &mut Option<(Instant, u64, Instant)>,
+    delivered: &mut Vec<RowId>,
 ) -> Result<(), String> {
     tokio::time::timeout(CONNECT_TIMEOUT, async {
         loop {
@@ -172,6 +184,8 @@ async fn drive(
     let mut cursor = RowId(0);
     let mut caught_up = false;
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
+    let mut flush_tick = tokio::time::interval(DELETE_EVERY);
+    let mut last_flush = Instant::now();
     if recent_acks.len() > RECENT_ACKS_MAX {
         recent_acks.clear();
     }
@@ -192,28 +206,34 @@ async fn drive(
                 inflight.handed(Carried::Event(r.row));
             }
         }
-        let mut delivered = Vec::new();
         tokio::select! {
             ev = session.next() => {
-                handle(ev?, &mut inflight, outbox, &mut delivered)?;
+                handle(ev?, &mut inflight, outbox, delivered)?;
                 // Drain whatever else is ready without re-querying in between.
                 while delivered.len() < window {
                     match session.try_next() {
-                        Some(ev) => handle(ev?, &mut inflight, outbox, &mut delivered)?,
+                        Some(ev) => handle(ev?, &mut inflight, outbox, delivered)?,
                         None => break,
                     }
                 }
             }
             _ = committed.notified() => caught_up = false,
+            _ = flush_tick.tick(), if !delivered.is_empty() => {}
             _ = status_tick.tick() => {
                 let status = status_payload(reader);
                 session.publish(format!("{}/_agent/status", settings.prefix), status.into(), true)?;
                 inflight.handed(Carried::Status);
             }
         }
-        if !delivered.is_empty() {
+        // Deletes go to the writer in batches: one small transaction per PUBACK would
+        // compete with ingest commits. A row acked but not yet deleted is in
+        // `recent_acks`, so a reconnect does not send it again.
+        if delivered.len() >= DELETE_BATCH
+            || (!delivered.is_empty() && last_flush.elapsed() >= DELETE_EVERY)
+        {
             recent_acks.extend(delivered.iter().copied());
-            outbox.delivered(delivered);
+            outbox.delivered(std::mem::take(delivered));
+            last_flush = Instant::now();
         }
     }
 }
