@@ -1,6 +1,7 @@
 //! The durable queue: SQLite in WAL mode with `synchronous=FULL`, one writer thread with
 //! group commit, readers for the uplink and `posedge status`.
 
+mod checkpoint;
 pub mod queue;
 pub mod schema;
 pub mod space;
@@ -105,9 +106,21 @@ impl Outbox {
         })?;
         let (ingest, ingest_rx) = mpsc::channel(INGEST_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
+        let checkpointer =
+            schema::open_checkpointer(&cfg.path).map_err(|e| OutboxError::Open(Arc::new(e)))?;
+        let alive = Arc::new(());
+        let weak = Arc::downgrade(&alive);
+        std::thread::Builder::new()
+            .name("outbox-checkpoint".into())
+            .spawn(move || checkpoint::run(checkpointer, weak))
+            .map_err(|e| OutboxError::Write(format!("cannot start the checkpoint thread: {e}")))?;
         let handle = std::thread::Builder::new()
             .name("outbox-writer".into())
-            .spawn(move || writer.run(ingest_rx, control_rx))
+            .spawn(move || {
+                writer.run(ingest_rx, control_rx);
+                // The checkpointer stops with the writer.
+                drop(alive);
+            })
             .map_err(|e| OutboxError::Write(format!("cannot start the writer thread: {e}")))?;
         Ok((
             Outbox {

@@ -80,10 +80,23 @@ pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
     let conn = Connection::open(path).map_err(err)?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
-         PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=4000;",
+         PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0;
+         PRAGMA journal_size_limit=67108864;",
     )
     .map_err(err)?;
     migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens the connection of the checkpointer thread (WAL mode is already set).
+pub fn open_checkpointer(path: &Path) -> Result<Connection, SchemaError> {
+    let err = |source| SchemaError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA synchronous=FULL;")
+        .map_err(err)?;
     Ok(conn)
 }
 
