@@ -75,6 +75,9 @@ pub(crate) enum Control {
     },
 }
 
+/// What a source waits on: the outcome of one queued record, resolved at its commit.
+pub type Pending<T> = oneshot::Receiver<Result<T, OutboxError>>;
+
 /// Handle to the outbox, cheap to clone; the writer thread stops when all handles drop.
 #[derive(Clone)]
 pub struct Outbox {
@@ -141,18 +144,14 @@ impl Outbox {
         event: PendingEvent,
         redacted: u32,
         acks: bool,
-    ) -> Result<oneshot::Receiver<Result<Stored, OutboxError>>, OutboxError> {
-        let (reply, rx) = oneshot::channel();
-        self.ingest
-            .send(Ingest::Event {
-                event,
-                redacted,
-                acks,
-                reply,
-            })
-            .await
-            .map_err(|_| OutboxError::Closed)?;
-        Ok(rx)
+    ) -> Result<Pending<Stored>, OutboxError> {
+        self.queue(|reply| Ingest::Event {
+            event,
+            redacted,
+            acks,
+            reply,
+        })
+        .await
     }
 
     /// Queues a dead letter; the receiver resolves once it has committed.
@@ -162,16 +161,24 @@ impl Outbox {
         letter: DeadLetter,
         redacted: u32,
         nacks: bool,
-    ) -> Result<oneshot::Receiver<Result<i64, OutboxError>>, OutboxError> {
+    ) -> Result<Pending<i64>, OutboxError> {
+        self.queue(|reply| Ingest::DeadLetter {
+            source,
+            letter,
+            redacted,
+            nacks,
+            reply,
+        })
+        .await
+    }
+
+    async fn queue<T>(
+        &self,
+        record: impl FnOnce(oneshot::Sender<Result<T, OutboxError>>) -> Ingest,
+    ) -> Result<Pending<T>, OutboxError> {
         let (reply, rx) = oneshot::channel();
         self.ingest
-            .send(Ingest::DeadLetter {
-                source,
-                letter,
-                redacted,
-                nacks,
-                reply,
-            })
+            .send(record(reply))
             .await
             .map_err(|_| OutboxError::Closed)?;
         Ok(rx)

@@ -7,12 +7,12 @@
 use super::lines::{self, Line};
 use crate::clock::now_rfc3339;
 use crate::ingest::{DeadLetter, Prepared, SourceContext, prepare};
-use crate::outbox::{Outbox, OutboxError, Stored};
+use crate::outbox::{self, Outbox, OutboxError, Stored};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -58,18 +58,18 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SourceContext>, outbox: Outbo
 }
 
 /// The answer for one line, once its commit resolves.
-enum Pending {
-    Ack(u64, oneshot::Receiver<Result<Stored, OutboxError>>),
-    Nack(u64, String, oneshot::Receiver<Result<i64, OutboxError>>),
+enum Answer {
+    Ack(u64, outbox::Pending<Stored>),
+    Nack(u64, String, outbox::Pending<i64>),
     /// Nothing durable: close without answering so the register re-sends.
     Fail(OutboxError),
 }
 
-impl Pending {
+impl Answer {
     /// The answer line, or the reason to close the connection instead.
     async fn resolve(self) -> Result<String, OutboxError> {
         match self {
-            Pending::Ack(line, rx) => {
+            Answer::Ack(line, rx) => {
                 let s = rx.await.map_err(|_| OutboxError::Closed)??;
                 Ok(format!(
                     "{{\"ack\":{line},\"event_id\":\"{}\",\"seq\":{}}}\n",
@@ -77,12 +77,12 @@ impl Pending {
                     s.seq.get()
                 ))
             }
-            Pending::Nack(line, reason, rx) => {
+            Answer::Nack(line, reason, rx) => {
                 rx.await.map_err(|_| OutboxError::Closed)??;
                 let reason = serde_json::Value::String(reason);
                 Ok(format!("{{\"nack\":{line},\"reason\":{reason}}}\n"))
             }
-            Pending::Fail(e) => Err(e),
+            Answer::Fail(e) => Err(e),
         }
     }
 }
@@ -90,7 +90,7 @@ impl Pending {
 async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox, limits: Limits) {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let (tx, mut rx) = mpsc::channel::<Pending>(limits.max_pending);
+    let (tx, mut rx) = mpsc::channel::<Answer>(limits.max_pending);
     let name = ctx.origin.name.clone();
     let answers = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
@@ -128,7 +128,7 @@ async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox,
         // Decoded here and queued before the next line is read: records of one register
         // reach the outbox in the order the register sent them.
         let pending = submit(n, line, ctx, &outbox, limits.max_line).await;
-        let failed = matches!(pending, Pending::Fail(_));
+        let failed = matches!(pending, Answer::Fail(_));
         if tx.send(pending).await.is_err() || failed {
             break;
         }
@@ -152,7 +152,7 @@ fn rejected(
     (Prepared::Rejected(letter), found)
 }
 
-async fn submit(n: u64, line: Line, ctx: &SourceContext, outbox: &Outbox, max: usize) -> Pending {
+async fn submit(n: u64, line: Line, ctx: &SourceContext, outbox: &Outbox, max: usize) -> Answer {
     let (prepared, found) = match line {
         Line::Complete(raw) => prepare(ctx, &raw, &now_rfc3339()),
         Line::TooLong { prefix, len } => rejected(ctx, &prefix, |kept| {
@@ -163,12 +163,12 @@ async fn submit(n: u64, line: Line, ctx: &SourceContext, outbox: &Outbox, max: u
                 "connection closed after {kept} bytes without a newline; the register must re-send"
             )
         }),
-        Line::Eof => return Pending::Fail(OutboxError::Closed),
+        Line::Eof => return Answer::Fail(OutboxError::Closed),
     };
     match prepared {
         Prepared::Event(event) => match outbox.submit(event, found.total(), true).await {
-            Ok(rx) => Pending::Ack(n, rx),
-            Err(e) => Pending::Fail(e),
+            Ok(rx) => Answer::Ack(n, rx),
+            Err(e) => Answer::Fail(e),
         },
         Prepared::Rejected(letter) => {
             let reason = letter.reason.clone();
@@ -177,8 +177,8 @@ async fn submit(n: u64, line: Line, ctx: &SourceContext, outbox: &Outbox, max: u
                 .submit_dead_letter(ctx.origin.name.clone(), letter, found.total(), true)
                 .await
             {
-                Ok(rx) => Pending::Nack(n, reason, rx),
-                Err(e) => Pending::Fail(e),
+                Ok(rx) => Answer::Nack(n, reason, rx),
+                Err(e) => Answer::Fail(e),
             }
         }
     }
