@@ -80,3 +80,69 @@ mod tests {
         assert_eq!(f.written(4), Err(Desync(4)));
     }
 }
+
+/// Rows acknowledged by the broker whose delete may not have committed yet, most recent
+/// last. A reconnect skips them instead of sending them again. Bounded: the writer
+/// commits deletes within milliseconds, so only the newest entries ever matter.
+#[derive(Debug)]
+pub struct RecentAcks {
+    order: VecDeque<RowId>,
+    set: std::collections::HashSet<RowId>,
+    cap: usize,
+}
+
+impl RecentAcks {
+    /// Remembers at most `cap` rows.
+    pub fn new(cap: usize) -> Self {
+        RecentAcks {
+            order: VecDeque::with_capacity(cap),
+            set: std::collections::HashSet::with_capacity(cap),
+            cap,
+        }
+    }
+
+    /// Remembers acknowledged rows, forgetting the oldest beyond the bound.
+    pub fn extend(&mut self, rows: impl IntoIterator<Item = RowId>) {
+        for row in rows {
+            if self.set.insert(row) {
+                self.order.push_back(row);
+            }
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// True when the row was acknowledged recently.
+    pub fn contains(&self, row: RowId) -> bool {
+        self.set.contains(&row)
+    }
+
+    /// Rows remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod recent_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_the_newest_rows() {
+        let mut r = RecentAcks::new(3);
+        r.extend((1..=5).map(RowId));
+        assert_eq!(r.len(), 3);
+        assert!(!r.contains(RowId(2)));
+        assert!(r.contains(RowId(3)) && r.contains(RowId(5)));
+        r.extend([RowId(5)]);
+        assert_eq!(r.len(), 3);
+    }
+}

@@ -10,10 +10,9 @@ use crate::config::Config;
 use crate::event::RowId;
 use crate::outbox::{Outbox, queue};
 use backoff::Backoff;
-use inflight::{Carried, Inflight};
+use inflight::{Carried, Inflight, RecentAcks};
 use serde_json::json;
 use session::{Session, SessionEvent, SessionOptions};
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// How long a broker may take to answer CONNECT.
@@ -86,15 +85,14 @@ impl UplinkSettings {
     }
 }
 
-/// Rows acknowledged whose delete may not have committed yet; skipped on resend so a
-/// reconnect right after a PUBACK does not duplicate them. Bounded: when it grows past
-/// this, it is cleared (at worst a duplicate, never a loss).
-const RECENT_ACKS_MAX: usize = 1 << 16;
+/// Acknowledged rows remembered across a reconnect (see [`RecentAcks`]); far more than
+/// the deletes that can be in flight at once.
+const RECENT_ACKS: usize = 1 << 14;
 
 /// Runs the uplink forever: connect, drain, reconnect with backoff.
 pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader) {
     let mut backoff = settings.backoff.clone();
-    let mut recent_acks: HashSet<RowId> = HashSet::new();
+    let mut recent_acks = RecentAcks::new(RECENT_ACKS);
     let mut delivered: Vec<RowId> = Vec::new();
     let mut outage: Option<(Instant, u64, Instant)> = None;
     loop {
@@ -149,7 +147,7 @@ async fn drive(
     settings: &UplinkSettings,
     outbox: &Outbox,
     reader: &queue::Reader,
-    recent_acks: &mut HashSet<RowId>,
+    recent_acks: &mut RecentAcks,
     outage: &mut Option<(Instant, u64, Instant)>,
     delivered: &mut Vec<RowId>,
 ) -> Result<(), String> {
@@ -186,9 +184,6 @@ async fn drive(
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
     let mut flush_tick = tokio::time::interval(DELETE_EVERY);
     let mut last_flush = Instant::now();
-    if recent_acks.len() > RECENT_ACKS_MAX {
-        recent_acks.clear();
-    }
     loop {
         if !caught_up && inflight.len() <= window / 2 {
             let want = window - inflight.len();
@@ -198,7 +193,7 @@ async fn drive(
             caught_up = rows.len() < want;
             for r in rows {
                 cursor = r.row;
-                if recent_acks.contains(&r.row) {
+                if recent_acks.contains(r.row) {
                     continue;
                 }
                 let topic = format!("{}/{}/{}", settings.prefix, r.register_id, r.event_type);
