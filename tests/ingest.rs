@@ -191,10 +191,13 @@ fn a_register_that_never_reads_its_acks_stalls_only_itself() {
     // A small receive buffer, as on a register's embedded TCP stack, so unread acks
     // fill it quickly.
     rustix::net::sockopt::set_socket_recv_buffer_size(&greedy, 4096).unwrap();
-    // Pipelines far more than the ack window and never reads; its writes end up blocked.
+    // Pipelines far more than the ack window and never reads. Its unread acks fill the
+    // kernel buffers (a few MB on loopback), then the agent stops reading from it and its
+    // writes block until the write timeout.
+    const LINES: u64 = 200_000;
     let writer = std::thread::spawn(move || {
         let mut sent = 0u64;
-        for seq in 1..=50_000u64 {
+        for seq in 1..=LINES {
             let line = format!(
                 "{{\"event_type\":\"no_sale\",\"register_id\":\"greedy\",\"pos_sequence\":{seq},\"ext\":{{\"pad\":\"{}\"}}}}\n",
                 "p".repeat(200)
@@ -217,8 +220,5 @@ fn a_register_that_never_reads_its_acks_stalls_only_itself() {
         assert_eq!(other.answer()["ack"], seq);
     }
     let (sent, _greedy) = writer.join().unwrap();
-    assert!(
-        sent < 50_000,
-        "the greedy register was never back-pressured"
-    );
+    assert!(sent < LINES, "the greedy register was never back-pressured");
 }
