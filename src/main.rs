@@ -39,6 +39,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Outbox administration (read-only in this version).
+    Queue {
+        #[command(subcommand)]
+        what: QueueCmd,
+        /// Config file (to find the outbox).
+        #[arg(long, default_value = "/etc/posedge/posedge.toml", global = true)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// The simulated register (DESIGN §7).
     Sim(posedge_cli::SimArgs),
     /// The whole path on one machine: broker, agent, registers, an uplink cut.
@@ -47,6 +58,18 @@ enum Cmd {
     /// The benchmark: ceilings and posedge end to end through a local Mosquitto.
     #[cfg(feature = "demo")]
     Bench(posedge::demo::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// Events waiting for the uplink, per register.
+    List,
+    /// Records refused by the decoders or the broker, newest first, with their reasons.
+    DeadLetters {
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 mod posedge_cli {
@@ -119,6 +142,17 @@ fn init_logs(directives: &str) {
         .try_init();
 }
 
+/// A read-only connection to the outbox named in a config file.
+fn open_outbox(config: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    let cfg = Config::load(config)?;
+    posedge::outbox::schema::open_reader(&cfg.outbox.path).with_context(|| {
+        format!(
+            "no outbox at {} (has the agent ever run?)",
+            cfg.outbox.path.display()
+        )
+    })
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,15 +184,33 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Queue { what, config, json } => {
+            let conn = open_outbox(&config)?;
+            let text = match what {
+                QueueCmd::List => {
+                    let rows = posedge::outbox::queue::queued_by_register(&conn)
+                        .context("reading the outbox")?;
+                    if json {
+                        serde_json::to_string_pretty(&rows)?
+                    } else {
+                        posedge::ops::status::queue_table(&rows)
+                    }
+                }
+                QueueCmd::DeadLetters { limit } => {
+                    let rows = posedge::outbox::queue::dead_letters(&conn, limit)
+                        .context("reading the outbox")?;
+                    if json {
+                        serde_json::to_string_pretty(&rows)?
+                    } else {
+                        posedge::ops::status::dead_letter_table(&rows)
+                    }
+                }
+            };
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Status { config, json } => {
-            let cfg = Config::load(&config)?;
-            let conn =
-                posedge::outbox::schema::open_reader(&cfg.outbox.path).with_context(|| {
-                    format!(
-                        "no outbox at {} (has the agent ever run?)",
-                        cfg.outbox.path.display()
-                    )
-                })?;
+            let conn = open_outbox(&config)?;
             let snap = posedge::outbox::queue::snapshot(&conn).context("reading the outbox")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&snap)?);

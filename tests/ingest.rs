@@ -115,6 +115,34 @@ fn bad_input_is_nacked_dead_lettered_and_never_stalls_others() {
     let st = status(&cfg);
     assert_eq!(st["outbox"]["pending"], 2, "{st}");
     assert_eq!(st["sources"][0]["nacked"], 6, "{st}");
+    // Operators read the reasons back, newest first, and the queue per register.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_posedge"))
+        .args(["queue", "dead-letters", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let dead: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons: Vec<&str> = dead
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 6, "{dead}");
+    assert!(reasons[0].contains("without a newline"), "{reasons:?}");
+    assert!(reasons[5].contains("invalid JSON"), "{reasons:?}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_posedge"))
+        .args(["queue", "list", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("r1 ") && l.contains(" 2 ")),
+        "{table}"
+    );
     // The silent client is closed by the idle timeout (5 s in this config).
     let mut silent = TcpStream::connect(lan(lan_port)).unwrap();
     silent

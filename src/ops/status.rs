@@ -71,3 +71,44 @@ pub fn table(s: &Snapshot) -> String {
     }
     out
 }
+
+/// Renders the queue per register.
+pub fn queue_table(rows: &[crate::outbox::queue::QueuedByRegister]) -> String {
+    let mut out = format!(
+        "{:<16} {:>10} {:>12}  {}\n",
+        "register", "pending", "bytes", "oldest"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>10} {:>12}  {}",
+            r.register_id, r.pending, r.bytes, r.oldest_at
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("(nothing waiting for the uplink)\n");
+    }
+    out
+}
+
+/// Renders dead letters, newest first.
+pub fn dead_letter_table(rows: &[crate::outbox::queue::DeadLetterRow]) -> String {
+    let mut out = String::new();
+    for d in rows {
+        let _ = writeln!(
+            out,
+            "#{} {} source={} register={} bytes={}\n    reason: {}\n    raw:    {}",
+            d.id,
+            d.at,
+            d.source,
+            d.register_id.as_deref().unwrap_or("-"),
+            d.raw_bytes,
+            d.reason,
+            d.raw_preview.escape_debug()
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("(no dead letters)\n");
+    }
+    out
+}

@@ -208,6 +208,76 @@ fn read_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
     })
 }
 
+/// One dead letter as operators see it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeadLetterRow {
+    /// Row id (the handle for a later replay or purge).
+    pub id: i64,
+    /// When it was stored, RFC 3339.
+    pub at: String,
+    /// Source name.
+    pub source: String,
+    /// Register, when known.
+    pub register_id: Option<String>,
+    /// Why it was refused.
+    pub reason: String,
+    /// Size of the kept raw bytes.
+    pub raw_bytes: usize,
+    /// The kept raw bytes (already redacted), lossily as text, cut at 200 bytes.
+    pub raw_preview: String,
+}
+
+/// The newest `limit` dead letters, newest first.
+pub fn dead_letters(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<DeadLetterRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, received_at_ms, source, register_id, reason, raw FROM dead_letters ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        let raw: Vec<u8> = r.get(5)?;
+        let preview = String::from_utf8_lossy(&raw[..raw.len().min(200)]).into_owned();
+        Ok(DeadLetterRow {
+            id: r.get(0)?,
+            at: crate::clock::rfc3339_from_ms(r.get(1)?),
+            source: r.get(2)?,
+            register_id: r.get(3)?,
+            reason: r.get(4)?,
+            raw_bytes: raw.len(),
+            raw_preview: preview,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Events waiting for the uplink, for one register.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QueuedByRegister {
+    /// Register id.
+    pub register_id: String,
+    /// Events waiting.
+    pub pending: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Oldest waiting event's receive time, RFC 3339.
+    pub oldest_at: String,
+}
+
+/// The queue per register, largest first.
+pub fn queued_by_register(conn: &Connection) -> rusqlite::Result<Vec<QueuedByRegister>> {
+    let mut stmt = conn.prepare(
+        "SELECT e.register_id, COUNT(*), SUM(o.bytes), MIN(e.received_at_ms)
+         FROM outbox o JOIN events e ON e.id = o.id GROUP BY e.register_id ORDER BY COUNT(*) DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(QueuedByRegister {
+            register_id: r.get(0)?,
+            pending: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            bytes: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            oldest_at: crate::clock::rfc3339_from_ms(r.get(3)?),
+        })
+    })?;
+    rows.collect()
+}
+
 /// A read connection shareable across await points (the uplink holds it in a task).
 pub struct Reader(std::sync::Mutex<Connection>);
 
