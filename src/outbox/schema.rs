@@ -71,12 +71,17 @@ pub enum SchemaError {
     },
 }
 
-/// Opens the writer connection: WAL, `synchronous=FULL`, schema migrated.
-pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
-    let err = |source| SchemaError::Sqlite {
+/// Maps a SQLite error to one that names the database file.
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> SchemaError + Copy + '_ {
+    move |source| SchemaError::Sqlite {
         path: path.display().to_string(),
         source,
-    };
+    }
+}
+
+/// Opens the writer connection: WAL, `synchronous=FULL`, schema migrated.
+pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
+    let err = sqlite_err(path);
     let conn = Connection::open(path).map_err(err)?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
@@ -90,10 +95,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
 
 /// Opens the connection of the checkpointer thread (WAL mode is already set).
 pub fn open_checkpointer(path: &Path) -> Result<Connection, SchemaError> {
-    let err = |source| SchemaError::Sqlite {
-        path: path.display().to_string(),
-        source,
-    };
+    let err = sqlite_err(path);
     let conn = Connection::open(path).map_err(err)?;
     conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA synchronous=FULL;")
         .map_err(err)?;
@@ -102,10 +104,7 @@ pub fn open_checkpointer(path: &Path) -> Result<Connection, SchemaError> {
 
 /// Opens a reader connection (status, uplink) that never writes.
 pub fn open_reader(path: &Path) -> Result<Connection, SchemaError> {
-    let err = |source| SchemaError::Sqlite {
-        path: path.display().to_string(),
-        source,
-    };
+    let err = sqlite_err(path);
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -117,10 +116,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, SchemaError> {
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), SchemaError> {
-    let err = |source| SchemaError::Sqlite {
-        path: path.display().to_string(),
-        source,
-    };
+    let err = sqlite_err(path);
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err)?;
