@@ -8,6 +8,7 @@ pub mod decode;
 pub mod demo;
 pub mod event;
 pub mod ingest;
+pub mod model;
 pub mod ops;
 pub mod outbox;
 pub mod redact;
