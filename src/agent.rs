@@ -2,7 +2,7 @@
 
 use crate::config::{Config, Format, SourceKind};
 use crate::event::{Origin, RegisterId, SourceName};
-use crate::ingest::SourceContext;
+use crate::ingest::{KeyRule, SourceContext};
 use crate::outbox::{Outbox, OutboxError, schema};
 use crate::source::tcp::{self, Limits};
 use crate::uplink::{self, UplinkSettings, UplinkSetupError};
@@ -106,6 +106,8 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             },
             format: s.format,
             default_register: s.register_id.as_deref().map(RegisterId::new),
+            options: s.decode_options(),
+            keys: KeyRule::Content,
         });
         let limits = Limits {
             max_line: usize::try_from(s.max_line_bytes.0).unwrap_or(usize::MAX),

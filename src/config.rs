@@ -387,6 +387,41 @@ pub struct SourceConfig {
     pub framing: Option<Framing>,
     /// The real printer a printer tap relays to.
     pub printer: Option<String>,
+    /// ISO 4217 currency for records that name none (kv, naxml, poslog).
+    pub currency: Option<String>,
+}
+
+impl SourceConfig {
+    /// A source with every optional key at its default.
+    pub fn new(name: &str, kind: SourceKind) -> Self {
+        SourceConfig {
+            name: name.into(),
+            kind,
+            listen: None,
+            format: default_format(),
+            register_id: None,
+            max_line_bytes: default_max_line(),
+            idle_timeout_s: default_idle_timeout(),
+            max_pending_acks: default_pipeline(),
+            device: None,
+            usb: None,
+            baud: None,
+            data_bits: None,
+            parity: None,
+            stop_bits: None,
+            flow_control: None,
+            framing: None,
+            printer: None,
+            currency: None,
+        }
+    }
+
+    /// Decoder settings of this source (validated by `check-config`).
+    pub fn decode_options(&self) -> crate::decode::Options {
+        crate::decode::Options {
+            default_currency: self.currency.as_deref().and_then(|c| c.parse().ok()),
+        }
+    }
 }
 
 fn default_format() -> Format {
@@ -680,6 +715,11 @@ impl Config {
                     &k("max_line_bytes"),
                     format!("{} must be 1KiB–64MiB", s.max_line_bytes),
                 );
+            }
+            if let Some(c) = &s.currency
+                && let Err(e) = c.parse::<crate::model::Currency>()
+            {
+                bad(&k("currency"), e.to_string());
             }
             if s.idle_timeout_s == 0 {
                 bad(&k("idle_timeout_s"), "must be at least 1".into());

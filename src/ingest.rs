@@ -2,7 +2,8 @@
 //! envelope. Runs on the source's task so decoding never queues behind the SQLite writer.
 
 use crate::config::Format;
-use crate::decode::{self, Rejection};
+use crate::config::is_topic_safe;
+use crate::decode;
 use crate::event::{
     Fields, IdempotencyKey, Origin, PendingEvent, RegisterId, SCHEMA, get_str, raw as raw_member,
 };
@@ -21,6 +22,19 @@ pub struct SourceContext {
     pub format: Format,
     /// Register id used when a record carries none.
     pub default_register: Option<RegisterId>,
+    /// Decoder settings.
+    pub options: decode::Options,
+    /// How records without a register sequence are keyed.
+    pub keys: KeyRule,
+}
+
+/// Idempotency keys for records that carry no register sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRule {
+    /// From the record's bytes: registers re-send records they got no ack for.
+    Content,
+    /// Fresh per event: sources that never re-send (the printer tap).
+    Unique,
 }
 
 /// A record rejected by the decoder, ready for the dead letters.
@@ -34,43 +48,82 @@ pub struct DeadLetter {
     pub register_id: Option<RegisterId>,
 }
 
-/// The outcome of preparing one record.
+/// One outcome of preparing a record.
 #[derive(Debug)]
 pub enum Prepared {
     /// A valid event.
     Event(PendingEvent),
-    /// A record for the dead letters.
+    /// A record, or a part of one, for the dead letters.
     Rejected(DeadLetter),
 }
 
+/// Everything one record became, in input order, with what the redactor found in it.
+#[derive(Debug)]
+pub struct PreparedRecord {
+    /// Events and refused parts.
+    pub items: Vec<Prepared>,
+    /// Card data masked or removed across the record, each occurrence counted once.
+    pub redactions: Redactions,
+}
+
 /// Decodes, redacts and stamps one raw record. `received_at` is RFC 3339 UTC.
-pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> (Prepared, Redactions) {
+pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> PreparedRecord {
     // The raw bytes are scrubbed too (they feed the dead letters and `raw_sha256`), but
-    // only what the stored record holds is counted, so one PAN counts once.
+    // only what the stored records hold is counted, so one PAN counts once.
     let (clean_raw, raw_found) = redact::redact_bytes(raw);
-    let mut fields = match decode::decode(ctx.format, raw) {
-        Ok(f) => f,
-        Err(Rejection(reason)) => {
-            return (reject(ctx, reason, clean_raw.into_owned()), raw_found);
-        }
-    };
+    let raw_sha = hex(&Sha256::digest(&clean_raw));
+    let decoded = decode::decode(ctx.format, raw, &ctx.options);
+    let whole = decoded.len() == 1;
+    let mut redactions = Redactions::default();
+    let mut items = Vec::with_capacity(decoded.len());
+    for (index, outcome) in decoded.into_iter().enumerate() {
+        let item = match outcome {
+            Ok(fields) => {
+                let (item, found) = stamp(ctx, fields, received_at, &raw_sha, index, &clean_raw);
+                redactions.add(found);
+                item
+            }
+            Err(rejected) if whole && rejected.raw == raw => {
+                redactions.add(raw_found);
+                reject(ctx, rejected.reason, clean_raw.to_vec())
+            }
+            Err(rejected) => {
+                let (part, found) = redact::redact_bytes(&rejected.raw);
+                redactions.add(found);
+                reject(ctx, rejected.reason, part.into_owned())
+            }
+        };
+        items.push(item);
+    }
+    PreparedRecord { items, redactions }
+}
+
+/// Redacts one decoded event and completes its envelope.
+fn stamp(
+    ctx: &SourceContext,
+    mut fields: Fields,
+    received_at: &str,
+    raw_sha: &str,
+    index: usize,
+    clean_raw: &[u8],
+) -> (Prepared, Redactions) {
     let found = redact_fields(&mut fields);
     let register = match get_str(&fields, "register_id") {
-        Some(r) => RegisterId::new(r),
+        Some(r) if is_topic_safe(&r) => RegisterId::new(r),
+        Some(_) => {
+            let reason = "register_id must be 1–64 characters of A–Z a–z 0–9 _ - .";
+            return (reject(ctx, reason.into(), clean_raw.to_vec()), found);
+        }
         None => match &ctx.default_register {
             Some(r) => r.clone(),
             None => {
                 let reason = "no register_id in the record and none configured for the source";
-                return (
-                    reject(ctx, reason.into(), clean_raw.into_owned()),
-                    raw_found,
-                );
+                return (reject(ctx, reason.into(), clean_raw.to_vec()), found);
             }
         },
     };
     let event_type = get_str(&fields, "event_type").unwrap_or_else(|| "device_status".into());
-    let raw_sha = hex(&Sha256::digest(&clean_raw));
-    let key = idempotency_key(&ctx.store_id, &register, &event_type, &fields, &raw_sha);
+    let key = idempotency_key(ctx, &register, &event_type, &fields, raw_sha, index);
     let text = |s: &str| raw_member(&Value::String(s.to_string()));
     fields.insert("schema".into(), text(SCHEMA));
     fields.insert("idempotency_key".into(), text(key.as_str()));
@@ -122,6 +175,21 @@ fn redact_fields(fields: &mut Fields) -> Redactions {
     found
 }
 
+/// A record for bytes the framing refused before any decoder saw them (over-long,
+/// torn, bad checksum); `reason` is told how many bytes were kept.
+pub fn refused(
+    ctx: &SourceContext,
+    bytes: &[u8],
+    reason: impl FnOnce(usize) -> String,
+) -> PreparedRecord {
+    let (raw, redactions) = redact::redact_bytes(bytes);
+    let letter = reject(ctx, reason(raw.len()), raw.into_owned());
+    PreparedRecord {
+        items: vec![letter],
+        redactions,
+    }
+}
+
 fn reject(ctx: &SourceContext, reason: String, raw: Vec<u8>) -> Prepared {
     Prepared::Rejected(DeadLetter {
         reason,
@@ -131,16 +199,20 @@ fn reject(ctx: &SourceContext, reason: String, raw: Vec<u8>) -> Prepared {
 }
 
 /// DESIGN §2.4. With a register sequence: `store|register|business_day|pos_sequence|type`.
-/// Without one, the key is derived from the redacted record bytes, so a re-send of the
-/// same record (same bytes, including its own timestamp) maps to the same key, and two
-/// records differ whenever any byte differs.
+/// Without one, the key is derived from the redacted record bytes and the event's place
+/// in the record, so a re-send of the same record (same bytes, including its own
+/// timestamp) maps to the same keys, and two records differ whenever any byte differs.
+/// Printer receipts are never re-sent (printing has no acks), so each gets a unique key:
+/// two identical receipts are two sales.
 fn idempotency_key(
-    store: &str,
+    ctx: &SourceContext,
     register: &RegisterId,
     event_type: &str,
     fields: &Fields,
     raw_sha: &str,
+    index: usize,
 ) -> IdempotencyKey {
+    let store = &ctx.store_id;
     let day = get_str(fields, "business_day").unwrap_or_default();
     let sequence =
         fields
@@ -150,9 +222,18 @@ fn idempotency_key(
                 Ok(Value::String(s)) => Some(s),
                 _ => None,
             });
-    match sequence {
-        Some(n) => IdempotencyKey::new(format!("{store}|{register}|{day}|{n}|{event_type}")),
-        None => IdempotencyKey::new(format!("{store}|{register}|sha256:{raw_sha}")),
+    match (sequence, ctx.keys) {
+        (Some(n), _) => IdempotencyKey::new(format!("{store}|{register}|{day}|{n}|{event_type}")),
+        (None, KeyRule::Unique) => IdempotencyKey::new(format!(
+            "{store}|{register}|{event_type}|{}",
+            crate::event::EventId::new_v7()
+        )),
+        (None, KeyRule::Content) if index == 0 => {
+            IdempotencyKey::new(format!("{store}|{register}|sha256:{raw_sha}"))
+        }
+        (None, KeyRule::Content) => {
+            IdempotencyKey::new(format!("{store}|{register}|sha256:{raw_sha}#{index}"))
+        }
     }
 }
 
@@ -182,13 +263,21 @@ mod tests {
             },
             format: Format::Ndjson,
             default_register: Some(RegisterId::new("reg-9")),
+            options: decode::Options::default(),
+            keys: KeyRule::Content,
         }
+    }
+
+    fn one(raw: &[u8]) -> (Prepared, Redactions) {
+        let mut r = prepare(&ctx(), raw, "2026-11-27T00:00:00.000Z");
+        assert_eq!(r.items.len(), 1);
+        (r.items.remove(0), r.redactions)
     }
 
     #[test]
     fn stamps_envelope_and_key_from_register_sequence() {
         let raw = br#"{"event_type":"transaction","pos_sequence":12,"business_day":"2026-11-27","body":{"note":"card 4111 1111 1111 1111"}}"#;
-        let (p, found) = prepare(&ctx(), raw, "2026-11-27T00:00:00.000Z");
+        let (p, found) = one(raw);
         let Prepared::Event(e) = p else {
             panic!("rejected")
         };
@@ -212,7 +301,7 @@ mod tests {
     fn key_without_sequence_follows_the_bytes() {
         let a = br#"{"event_type":"no_sale","occurred_at":"2026-11-27T10:00:00Z"}"#;
         let b = br#"{"event_type":"no_sale","occurred_at":"2026-11-27T10:00:01Z"}"#;
-        let key = |raw: &[u8]| match prepare(&ctx(), raw, "t").0 {
+        let key = |raw: &[u8]| match one(raw).0 {
             Prepared::Event(e) => e.idempotency_key,
             Prepared::Rejected(d) => panic!("{}", d.reason),
         };
@@ -222,7 +311,7 @@ mod tests {
 
     #[test]
     fn rejection_keeps_redacted_raw() {
-        let (p, _) = prepare(&ctx(), b"{broken 4111111111111111", "t");
+        let (p, _) = one(b"{broken 4111111111111111");
         let Prepared::Rejected(d) = p else {
             panic!("accepted")
         };

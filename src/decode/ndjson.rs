@@ -1,32 +1,23 @@
 //! NDJSON: the canonical input, one `posedge.event/1` object per line without the
 //! agent-owned fields.
 
-use super::Rejection;
-use crate::config::is_topic_safe;
 use crate::event::{AGENT_FIELDS, EVENT_TYPES, Fields};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
 /// Parses one line and checks the envelope fields a register may supply. Members stay
 /// raw JSON text; only the small envelope members are looked at.
-pub fn decode(raw: &[u8]) -> Result<Fields, Rejection> {
-    let text = std::str::from_utf8(raw).map_err(|e| {
-        Rejection(format!(
-            "not UTF-8 (invalid byte at offset {})",
-            e.valid_up_to()
-        ))
-    })?;
+pub fn decode(raw: &[u8]) -> Result<Fields, String> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
     let text = text.trim_end_matches(['\r', '\n']);
     let mut map: Fields = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(_) if serde_json::from_str::<IgnoredAny>(text).is_ok() => {
-            return Err(Rejection("a line must be one JSON object".into()));
+            return Err("a line must be one JSON object".into());
         }
         Err(e) => {
-            return Err(Rejection(format!(
-                "invalid JSON at column {}: {e}",
-                e.column()
-            )));
+            return Err(format!("invalid JSON at column {}: {e}", e.column()));
         }
     };
     for f in AGENT_FIELDS {
@@ -37,44 +28,35 @@ pub fn decode(raw: &[u8]) -> Result<Fields, Rejection> {
     match member("event_type").map(serde_json::from_str::<Value>) {
         Some(Ok(Value::String(t))) if EVENT_TYPES.contains(&t.as_str()) => {}
         Some(Ok(Value::String(t))) => {
-            return Err(Rejection(format!("unknown event_type {t:?}")));
+            return Err(format!("unknown event_type {t:?}"));
         }
-        Some(_) => return Err(Rejection("event_type must be a string".into())),
-        None => return Err(Rejection("event_type is missing".into())),
+        Some(_) => return Err("event_type must be a string".into()),
+        None => return Err("event_type is missing".into()),
     }
     for key in ["register_id", "business_day", "operator_id", "occurred_at"] {
         match member(key).map(serde_json::from_str::<Option<String>>) {
             None | Some(Ok(_)) => {}
-            Some(Err(_)) => return Err(Rejection(format!("{key} must be a string"))),
+            Some(Err(_)) => return Err(format!("{key} must be a string")),
         }
-    }
-    if let Some(Ok(Some(r))) = member("register_id").map(serde_json::from_str::<Option<String>>)
-        && !is_topic_safe(&r)
-    {
-        return Err(Rejection(
-            "register_id must be 1–64 characters of A–Z a–z 0–9 _ - .".into(),
-        ));
     }
     match member("pos_sequence").map(serde_json::from_str::<Value>) {
         None | Some(Ok(Value::Null)) => {}
         Some(Ok(Value::Number(n))) if n.is_u64() => {}
         Some(Ok(Value::String(s))) if !s.is_empty() && s.len() <= 64 => {}
         Some(_) => {
-            return Err(Rejection(
-                "pos_sequence must be a non-negative integer or a short string".into(),
-            ));
+            return Err("pos_sequence must be a non-negative integer or a short string".into());
         }
     }
     for key in ["body", "ext", "flags"] {
         if member(key).is_some_and(|r| !r.starts_with('{')) {
-            return Err(Rejection(format!("{key} must be an object")));
+            return Err(format!("{key} must be an object"));
         }
     }
     if let Some(flags) = member("flags") {
         let flags: serde_json::Map<String, Value> =
-            serde_json::from_str(flags).map_err(|_| Rejection("flags must be an object".into()))?;
+            serde_json::from_str(flags).map_err(|_| String::from("flags must be an object"))?;
         if let Some((k, _)) = flags.iter().find(|(_, v)| !v.is_boolean()) {
-            return Err(Rejection(format!("flags.{k} must be true or false")));
+            return Err(format!("flags.{k} must be true or false"));
         }
     }
     Ok(map)
@@ -121,7 +103,7 @@ mod tests {
         for (raw, want) in cases {
             let err = decode(raw).unwrap_err();
             assert!(
-                err.0.contains(want),
+                err.contains(want),
                 "{:?} → {err}",
                 String::from_utf8_lossy(raw)
             );

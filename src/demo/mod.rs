@@ -6,8 +6,7 @@ pub mod certs;
 pub mod mosquitto;
 
 use crate::config::{
-    ByteSize, Config, Format, LogConfig, MqttVersion, OutboxConfig, SourceConfig, SourceKind,
-    UplinkConfig,
+    ByteSize, Config, LogConfig, MqttVersion, OutboxConfig, SourceConfig, SourceKind, UplinkConfig,
 };
 use crate::outbox::{queue, schema};
 use crate::sim::generate::Profile;
@@ -96,23 +95,9 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
             insecure_plaintext: false,
         },
         sources: vec![SourceConfig {
-            name: "lan".into(),
-            kind: SourceKind::Tcp,
             listen: Some("127.0.0.1:0".parse().map_err(setup)?),
-            format: Format::Ndjson,
-            register_id: None,
-            max_line_bytes: ByteSize(1 << 20),
             idle_timeout_s: 60,
-            max_pending_acks: 256,
-            device: None,
-            usb: None,
-            baud: None,
-            data_bits: None,
-            parity: None,
-            stop_bits: None,
-            flow_control: None,
-            framing: None,
-            printer: None,
+            ..SourceConfig::new("lan", SourceKind::Tcp)
         }],
         metrics: None,
         log: LogConfig::default(),

@@ -44,10 +44,9 @@ impl Decimal {
     pub fn rescale(self, scale: u8) -> Option<i64> {
         match scale.cmp(&self.scale) {
             Ordering::Equal => Some(self.units),
-            Ordering::Greater => {
-                self.units
-                    .checked_mul(10i64.checked_pow(u32::from(scale - self.scale))?)
-            }
+            Ordering::Greater => self
+                .units
+                .checked_mul(10i64.checked_pow(u32::from(scale - self.scale))?),
             Ordering::Less => {
                 let div = 10i64.checked_pow(u32::from(self.scale - scale))?;
                 (self.units % div == 0).then_some(self.units / div)
@@ -87,7 +86,11 @@ impl Decimal {
         let p = i128::from(self.units).checked_mul(i128::from(amount))?;
         let q = p / div;
         let r = p % div;
-        let rounded = if r.abs() * 2 >= div { q + p.signum() } else { q };
+        let rounded = if r.abs() * 2 >= div {
+            q + p.signum()
+        } else {
+            q
+        };
         i64::try_from(rounded).ok()
     }
 
@@ -119,9 +122,7 @@ impl PartialOrd for Decimal {
 impl Ord for Decimal {
     fn cmp(&self, other: &Self) -> Ordering {
         let scale = self.scale.max(other.scale);
-        let widen = |d: &Decimal| {
-            i128::from(d.units) * 10i128.pow(u32::from(scale - d.scale))
-        };
+        let widen = |d: &Decimal| i128::from(d.units) * 10i128.pow(u32::from(scale - d.scale));
         widen(self).cmp(&widen(other))
     }
 }
@@ -203,7 +204,17 @@ mod tests {
             assert_eq!(s.parse::<Decimal>().unwrap().to_string(), s);
         }
         assert_eq!("+3".parse::<Decimal>().unwrap().to_string(), "3");
-        for bad in ["", ".", "1.", "1e3", "1,5", "--1", "0.1234567890", "NaN", " 1"] {
+        for bad in [
+            "",
+            ".",
+            "1.",
+            "1e3",
+            "1,5",
+            "--1",
+            "0.1234567890",
+            "NaN",
+            " 1",
+        ] {
             assert!(bad.parse::<Decimal>().is_err(), "{bad:?}");
         }
     }

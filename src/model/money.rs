@@ -140,7 +140,7 @@ impl Amount {
     }
 
     /// The negated figure (a refund of this amount).
-    pub fn neg(self) -> Result<Amount, MoneyError> {
+    pub fn checked_neg(self) -> Result<Amount, MoneyError> {
         self.0.checked_neg().map(Amount).ok_or(MoneyError::Overflow)
     }
 
@@ -208,8 +208,14 @@ mod tests {
 
     #[test]
     fn major_units_parse_exactly_or_not_at_all() {
-        assert_eq!(Amount::parse_major("79.990", eur()), Ok(Amount::minor(7999)));
-        assert_eq!(Amount::parse_major("-12.5", eur()), Ok(Amount::minor(-1250)));
+        assert_eq!(
+            Amount::parse_major("79.990", eur()),
+            Ok(Amount::minor(7999))
+        );
+        assert_eq!(
+            Amount::parse_major("-12.5", eur()),
+            Ok(Amount::minor(-1250))
+        );
         assert_eq!(Amount::parse_major("3", eur()), Ok(Amount::minor(300)));
         assert!(matches!(
             Amount::parse_major("0.995", eur()),
@@ -232,7 +238,9 @@ mod tests {
             Err(MoneyError::CurrencyMismatch(..))
         ));
         assert_eq!(
-            a.checked_add(Amount::minor(5).of(eur())).unwrap().to_string(),
+            a.checked_add(Amount::minor(5).of(eur()))
+                .unwrap()
+                .to_string(),
             "1.05 EUR"
         );
         assert_eq!(Amount::minor(-7).of(eur()).to_string(), "-0.07 EUR");

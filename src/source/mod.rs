@@ -1,4 +1,5 @@
 //! Sources: where register records enter the agent.
 
 pub mod lines;
+pub mod record;
 pub mod tcp;

@@ -5,9 +5,10 @@
 //! register that stops reading its acks only stalls itself.
 
 use super::lines::{self, Line};
+use super::record::{self, Outcome, Queued};
 use crate::clock::now_rfc3339;
-use crate::ingest::{DeadLetter, Prepared, SourceContext, prepare};
-use crate::outbox::{self, Outbox, OutboxError, Stored};
+use crate::ingest::{SourceContext, prepare, refused};
+use crate::outbox::{Outbox, OutboxError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -59,8 +60,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SourceContext>, outbox: Outbo
 
 /// The answer for one line, once its commit resolves.
 enum Answer {
-    Ack(u64, outbox::Pending<Stored>),
-    Nack(u64, String, outbox::Pending<i64>),
+    Record(u64, Queued),
     /// Nothing durable: close without answering so the register re-sends.
     Fail(OutboxError),
 }
@@ -69,22 +69,41 @@ impl Answer {
     /// The answer line, or the reason to close the connection instead.
     async fn resolve(self) -> Result<String, OutboxError> {
         match self {
-            Answer::Ack(line, rx) => {
-                let s = rx.await.map_err(|_| OutboxError::Closed)??;
-                Ok(format!(
-                    "{{\"ack\":{line},\"event_id\":\"{}\",\"seq\":{}}}\n",
-                    s.event_id,
-                    s.seq.get()
-                ))
-            }
-            Answer::Nack(line, reason, rx) => {
-                rx.await.map_err(|_| OutboxError::Closed)??;
-                let reason = serde_json::Value::String(reason);
-                Ok(format!("{{\"nack\":{line},\"reason\":{reason}}}\n"))
-            }
+            Answer::Record(line, queued) => Ok(answer_line(line, &queued.committed().await?)),
             Answer::Fail(e) => Err(e),
         }
     }
+}
+
+/// DESIGN §6: `ack` once every part of the line is durable and at least one event came
+/// of it (a record holding several events lists them all), `nack` when all of it went
+/// to the dead letters.
+fn answer_line(line: u64, outcome: &Outcome) -> String {
+    let Some(first) = outcome.events.first() else {
+        let reason = serde_json::Value::String(outcome.rejected.join("; "));
+        return format!("{{\"nack\":{line},\"reason\":{reason}}}\n");
+    };
+    let mut text = format!(
+        "{{\"ack\":{line},\"event_id\":\"{}\",\"seq\":{}",
+        first.event_id,
+        first.seq.get()
+    );
+    if outcome.events.len() > 1 {
+        let all: Vec<_> = outcome
+            .events
+            .iter()
+            .map(|e| serde_json::json!({"event_id": e.event_id.as_str(), "seq": e.seq.get()}))
+            .collect();
+        text.push_str(&format!(",\"events\":{}", serde_json::Value::from(all)));
+    }
+    if !outcome.rejected.is_empty() {
+        text.push_str(&format!(
+            ",\"rejected\":{}",
+            serde_json::json!(outcome.rejected)
+        ));
+    }
+    text.push_str("}\n");
+    text
 }
 
 async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox, limits: Limits) {
@@ -137,49 +156,21 @@ async fn connection(stream: TcpStream, ctx: &Arc<SourceContext>, outbox: Outbox,
     let _ = answers.await;
 }
 
-/// A dead letter for bytes the framing refused; `reason` gets the length kept.
-fn rejected(
-    ctx: &SourceContext,
-    bytes: &[u8],
-    reason: impl FnOnce(usize) -> String,
-) -> (Prepared, crate::redact::Redactions) {
-    let (raw, found) = crate::redact::redact_bytes(bytes);
-    let letter = DeadLetter {
-        reason: reason(raw.len()),
-        raw: raw.into_owned(),
-        register_id: ctx.default_register.clone(),
-    };
-    (Prepared::Rejected(letter), found)
-}
-
 async fn submit(n: u64, line: Line, ctx: &SourceContext, outbox: &Outbox, max: usize) -> Answer {
-    let (prepared, found) = match line {
+    let record = match line {
         Line::Complete(raw) => prepare(ctx, &raw, &now_rfc3339()),
-        Line::TooLong { prefix, len } => rejected(ctx, &prefix, |kept| {
+        Line::TooLong { prefix, len } => refused(ctx, &prefix, |kept| {
             format!("line of {len} bytes exceeds max_line_bytes ({max}); first {kept} bytes kept")
         }),
-        Line::Truncated(partial) => rejected(ctx, &partial, |kept| {
+        Line::Truncated(partial) => refused(ctx, &partial, |kept| {
             format!(
                 "connection closed after {kept} bytes without a newline; the register must re-send"
             )
         }),
         Line::Eof => return Answer::Fail(OutboxError::Closed),
     };
-    match prepared {
-        Prepared::Event(event) => match outbox.submit(event, found.total(), true).await {
-            Ok(rx) => Answer::Ack(n, rx),
-            Err(e) => Answer::Fail(e),
-        },
-        Prepared::Rejected(letter) => {
-            let reason = letter.reason.clone();
-            tracing::info!(source = %ctx.origin.name, line = n, %reason, "record dead-lettered");
-            match outbox
-                .submit_dead_letter(ctx.origin.name.clone(), letter, found.total(), true)
-                .await
-            {
-                Ok(rx) => Answer::Nack(n, reason, rx),
-                Err(e) => Answer::Fail(e),
-            }
-        }
+    match record::submit(ctx, outbox, record, true).await {
+        Ok(queued) => Answer::Record(n, queued),
+        Err(e) => Answer::Fail(e),
     }
 }
