@@ -50,6 +50,21 @@ enum Cmd {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Dry run: decode files as a source would, print events (NDJSON) and rejections.
+    Decode {
+        /// ndjson | poslog | naxml | kv | escpos.
+        #[arg(long)]
+        format: posedge::config::Format,
+        /// Register id for records that carry none.
+        #[arg(long)]
+        register: Option<String>,
+        /// ISO 4217 currency for records that name none.
+        #[arg(long)]
+        currency: Option<String>,
+        /// Files to decode.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// The simulated register (DESIGN §7).
     Sim(posedge_cli::SimArgs),
     /// The whole path on one machine: broker, agent, registers, an uplink cut.
@@ -218,6 +233,39 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", posedge::ops::status::table(&snap));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Decode {
+            format,
+            register,
+            currency,
+            files,
+        } => {
+            let default_currency = match currency.as_deref().map(str::parse).transpose() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("posedge: --currency: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let options = posedge::decode::Options { default_currency };
+            let (out, err) = (std::io::stdout(), std::io::stderr());
+            let summary = posedge::ops::dry_run::run(
+                format,
+                register.as_deref(),
+                options,
+                &files,
+                &mut out.lock(),
+                &mut err.lock(),
+            )?;
+            eprintln!(
+                "{} event(s), {} rejected, {} card data redaction(s)",
+                summary.events, summary.rejected, summary.redacted
+            );
+            Ok(if summary.rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Sim(a) => {
             init_logs("posedge=info,warn");

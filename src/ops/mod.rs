@@ -1,3 +1,4 @@
 //! Operations: status for people and scripts.
 
+pub mod dry_run;
 pub mod status;
