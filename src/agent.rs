@@ -3,6 +3,8 @@
 use crate::config::{Config, Format, SourceKind};
 use crate::event::{Origin, RegisterId, SourceName};
 use crate::ingest::{KeyRule, SourceContext};
+use crate::ops::health::BEAT_EVERY;
+use crate::ops::systemd;
 use crate::outbox::{Outbox, OutboxError, schema};
 use crate::source::tcp::{self, Limits};
 use crate::uplink::{self, UplinkSettings, UplinkSetupError};
@@ -126,4 +128,71 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         listening,
         writer,
     })
+}
+
+/// Tells systemd the agent is ready, then keeps its STATUS current and, while every
+/// stage beats, pings its watchdog. Without `$NOTIFY_SOCKET` it does nothing.
+pub async fn supervise(outbox: &Outbox, outbox_path: &std::path::Path) {
+    let notifier = match systemd::Notifier::from_env() {
+        Ok(Some(n)) => n,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reach systemd's NOTIFY_SOCKET; no readiness or watchdog");
+            return;
+        }
+    };
+    let reader = match schema::open_reader(outbox_path) {
+        Ok(c) => crate::outbox::queue::Reader::new(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox for systemd STATUS");
+            return;
+        }
+    };
+    let status = || match reader.snapshot() {
+        Ok(s) => systemd::status_text(
+            s.outbox.pending,
+            s.outbox.oldest_age_s,
+            if s.uplink.connected { "up" } else { "down" },
+        ),
+        Err(e) => format!("STATUS=outbox unreadable: {e}"),
+    };
+    if let Err(e) = notifier.notify(&format!("READY=1\n{}", status())) {
+        tracing::warn!(error = %e, "cannot notify systemd of readiness");
+    }
+    let watchdog = systemd::watchdog_period();
+    // Half the watchdog period, as sd_watchdog_enabled(3) advises; STATUS alone every 10 s.
+    let every = watchdog.map_or(Duration::from_secs(10), |w| {
+        (w / 2).max(Duration::from_millis(100))
+    });
+    let health = outbox.health();
+    let mut tick = tokio::time::interval(every);
+    let mut stalled_logged = false;
+    let mut last_status = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let mut message = String::new();
+        if let Some(period) = watchdog {
+            match health.stalled((period / 2).max(BEAT_EVERY * 3)) {
+                None => {
+                    message.push_str("WATCHDOG=1\n");
+                    stalled_logged = false;
+                }
+                Some(stage) if !stalled_logged => {
+                    tracing::error!(
+                        ?stage,
+                        "pipeline stage stopped making progress; withholding the watchdog ping so systemd restarts the agent"
+                    );
+                    stalled_logged = true;
+                }
+                Some(_) => {}
+            }
+        }
+        if last_status.elapsed() >= Duration::from_secs(10) || watchdog.is_none() {
+            message.push_str(&status());
+            last_status = std::time::Instant::now();
+        }
+        if !message.is_empty() {
+            let _ = notifier.notify(message.trim_end());
+        }
+    }
 }

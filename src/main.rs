@@ -183,7 +183,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async {
                 let running = posedge::agent::start(&cfg).await?;
                 tracing::info!(outbox = %running.outbox.path().display(), "posedge running");
-                wait_for_signal().await;
+                tokio::select! {
+                    _ = posedge::agent::supervise(&running.outbox, &cfg.outbox.path) => {
+                        wait_for_signal().await
+                    }
+                    _ = wait_for_signal() => {}
+                }
                 tracing::info!("stopping; queued events stay in the outbox");
                 Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
             })

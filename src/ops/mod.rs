@@ -1,4 +1,6 @@
-//! Operations: status for people and scripts.
+//! Operations: status for people and scripts, liveness for the service manager.
 
 pub mod dry_run;
+pub mod health;
 pub mod status;
+pub mod systemd;

@@ -12,6 +12,7 @@ pub use writer::WriterConfig;
 use crate::config::OutboxConfig;
 use crate::event::{EventId, PendingEvent, RowId, Seq, SourceName};
 use crate::ingest::DeadLetter;
+use crate::ops::health::Health;
 use space::SpaceGuard;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub struct Outbox {
     ingest: mpsc::Sender<Ingest>,
     control: mpsc::UnboundedSender<Control>,
     committed: Arc<Notify>,
+    health: Arc<Health>,
     path: PathBuf,
 }
 
@@ -95,18 +97,20 @@ impl Outbox {
     pub fn open(cfg: &OutboxConfig) -> Result<(Outbox, std::thread::JoinHandle<()>), OutboxError> {
         let conn = schema::open_writer(&cfg.path).map_err(|e| OutboxError::Open(Arc::new(e)))?;
         let committed = Arc::new(Notify::new());
+        let health = Health::new();
         let guard = SpaceGuard::new(&cfg.path, cfg.max_bytes.0, cfg.min_free_disk.0);
         let wcfg = WriterConfig {
             group_window: Duration::from_millis(cfg.group_commit_ms),
             max_group: cfg.max_group,
             retain: Duration::from_secs(u64::from(cfg.retain_delivered_days) * 86_400),
         };
-        let writer = writer::Writer::new(conn, wcfg, guard, committed.clone()).map_err(|e| {
-            OutboxError::Open(Arc::new(schema::SchemaError::Sqlite {
-                path: cfg.path.display().to_string(),
-                source: e,
-            }))
-        })?;
+        let writer = writer::Writer::new(conn, wcfg, guard, committed.clone(), health.clone())
+            .map_err(|e| {
+                OutboxError::Open(Arc::new(schema::SchemaError::Sqlite {
+                    path: cfg.path.display().to_string(),
+                    source: e,
+                }))
+            })?;
         let (ingest, ingest_rx) = mpsc::channel(INGEST_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let checkpointer =
@@ -130,6 +134,7 @@ impl Outbox {
                 ingest,
                 control,
                 committed,
+                health,
                 path: cfg.path.clone(),
             },
             handle,
@@ -202,6 +207,11 @@ impl Outbox {
     /// Raises (`Some`) or clears (`None`) a named alarm.
     pub fn alarm(&self, name: &'static str, message: Option<String>) {
         let _ = self.control.send(Control::Alarm { name, message });
+    }
+
+    /// Liveness of the writer and the uplink, for the watchdog.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 
     /// Woken after every commit that added events.

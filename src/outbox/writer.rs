@@ -5,6 +5,7 @@ use super::space::{Pressure, SpaceGuard};
 use super::{Control, Ingest, OutboxError, Stored};
 use crate::clock::now_ms;
 use crate::event::{EventId, RowId, Seq};
+use crate::ops::health::{BEAT_EVERY, Health, Stage};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub(super) struct Writer {
     last_seq: HashMap<String, u64>,
     pressure: Option<Pressure>,
     committed: Arc<Notify>,
+    health: Arc<Health>,
     last_prune: Instant,
 }
 
@@ -52,6 +54,7 @@ impl Writer {
         cfg: WriterConfig,
         guard: SpaceGuard,
         committed: Arc<Notify>,
+        health: Arc<Health>,
     ) -> Result<Self, rusqlite::Error> {
         let pending_bytes: i64 =
             conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| {
@@ -65,6 +68,7 @@ impl Writer {
             last_seq: HashMap::new(),
             pressure: None,
             committed,
+            health,
             last_prune: Instant::now(),
         })
     }
@@ -87,10 +91,13 @@ impl Writer {
         };
         rt.block_on(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
+            let mut beat = tokio::time::interval(BEAT_EVERY);
             self.refresh_pressure();
             let mut ingest_open = true;
             let mut control_open = true;
             while ingest_open || control_open {
+                // Once per turn: a commit stuck in the disk stops the beats.
+                self.health.beat(Stage::Writer);
                 let accepting = self.pressure.is_none() && ingest_open;
                 tokio::select! {
                     biased;
@@ -115,6 +122,7 @@ impl Writer {
                         }
                         None => ingest_open = false,
                     },
+                    _ = beat.tick() => {}
                     _ = tick.tick() => {
                         self.refresh_pressure();
                         self.heartbeat();

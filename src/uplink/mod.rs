@@ -8,6 +8,7 @@ pub mod tls;
 
 use crate::config::Config;
 use crate::event::RowId;
+use crate::ops::health::{BEAT_EVERY, Stage, sleep_beating};
 use crate::outbox::{Outbox, queue};
 use backoff::Backoff;
 use inflight::{Carried, Inflight, RecentAcks};
@@ -138,7 +139,7 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
                 }
             }
         }
-        tokio::time::sleep(backoff.next_delay()).await;
+        sleep_beating(backoff.next_delay(), &outbox.health(), Stage::Uplink).await;
     }
 }
 
@@ -151,10 +152,15 @@ async fn drive(
     outage: &mut Option<(Instant, u64, Instant)>,
     delivered: &mut Vec<RowId>,
 ) -> Result<(), String> {
+    let health = outbox.health();
+    let mut beat = tokio::time::interval(BEAT_EVERY);
     tokio::time::timeout(CONNECT_TIMEOUT, async {
         loop {
-            if session.next().await? == SessionEvent::Connected {
-                return Ok::<(), String>(());
+            tokio::select! {
+                ev = session.next() => if ev? == SessionEvent::Connected {
+                    return Ok::<(), String>(());
+                },
+                _ = beat.tick() => health.beat(Stage::Uplink),
             }
         }
     })
@@ -213,6 +219,7 @@ async fn drive(
                 }
             }
             _ = committed.notified() => caught_up = false,
+            _ = beat.tick() => health.beat(Stage::Uplink),
             _ = flush_tick.tick(), if !delivered.is_empty() => {}
             _ = status_tick.tick() => {
                 let status = status_payload(reader);
