@@ -389,6 +389,8 @@ pub struct SourceConfig {
     pub printer: Option<String>,
     /// ISO 4217 currency for records that name none (kv, naxml, poslog).
     pub currency: Option<String>,
+    /// The printer's code page at power-on (escpos): cp437, cp850, cp858, cp1252, …
+    pub code_page: Option<String>,
 }
 
 impl SourceConfig {
@@ -413,6 +415,7 @@ impl SourceConfig {
             framing: None,
             printer: None,
             currency: None,
+            code_page: None,
         }
     }
 
@@ -420,6 +423,10 @@ impl SourceConfig {
     pub fn decode_options(&self) -> crate::decode::Options {
         crate::decode::Options {
             default_currency: self.currency.as_deref().and_then(|c| c.parse().ok()),
+            code_page: self
+                .code_page
+                .as_deref()
+                .and_then(crate::decode::escpos::CodePage::from_name),
         }
     }
 }
@@ -720,6 +727,18 @@ impl Config {
                 && let Err(e) = c.parse::<crate::model::Currency>()
             {
                 bad(&k("currency"), e.to_string());
+            }
+            if let Some(c) = &s.code_page
+                && crate::decode::escpos::CodePage::from_name(c).is_none()
+            {
+                let known: Vec<&str> = crate::decode::escpos::CodePage::ALL
+                    .iter()
+                    .map(|p| p.name())
+                    .collect();
+                bad(
+                    &k("code_page"),
+                    format!("{c:?} is not a known code page ({})", known.join(", ")),
+                );
             }
             if s.idle_timeout_s == 0 {
                 bad(&k("idle_timeout_s"), "must be at least 1".into());

@@ -7,6 +7,8 @@ pub mod decode;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod event;
+#[cfg(test)]
+mod fixtures;
 pub mod ingest;
 pub mod model;
 pub mod ops;

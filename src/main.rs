@@ -61,6 +61,9 @@ enum Cmd {
         /// ISO 4217 currency for records that name none.
         #[arg(long)]
         currency: Option<String>,
+        /// The printer's code page at power-on (escpos), e.g. cp850.
+        #[arg(long)]
+        code_page: Option<String>,
         /// Files to decode.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -243,6 +246,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             register,
             currency,
+            code_page,
             files,
         } => {
             let default_currency = match currency.as_deref().map(str::parse).transpose() {
@@ -252,7 +256,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let options = posedge::decode::Options { default_currency };
+            let code_page = match code_page
+                .as_deref()
+                .map(|c| posedge::decode::escpos::CodePage::from_name(c).ok_or(c))
+            {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(c)) => {
+                    eprintln!("posedge: --code-page: {c:?} is not a known code page");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let options = posedge::decode::Options {
+                default_currency,
+                code_page,
+            };
             let (out, err) = (std::io::stdout(), std::io::stderr());
             let summary = posedge::ops::dry_run::run(
                 format,

@@ -3,11 +3,13 @@
 //! interface: `decode(raw, options) -> Decoded`, one entry per event or refused part,
 //! in input order.
 
+pub mod escpos;
 pub mod ndjson;
+pub mod poslog;
 
 use crate::config::Format;
 use crate::event::Fields;
-use crate::model::{Currency, Event};
+use crate::model::{Body, Currency, Event, EventType};
 
 /// A part of the input a decoder refused: the reason and the exact bytes concerned (the
 /// whole record, or a fragment such as one `<Transaction>` element). Both go to the dead
@@ -38,24 +40,64 @@ pub type Decoded = Vec<Result<Event, Rejected>>;
 pub struct Options {
     /// Currency for formats whose records may not name one (kv, naxml, poslog).
     pub default_currency: Option<Currency>,
+    /// The printer's code page at power-on (escpos); CP437 when unset.
+    pub code_page: Option<escpos::CodePage>,
 }
 
 /// Decodes one record of `format` into event members, ready for redaction and stamping.
-pub fn decode(format: Format, raw: &[u8], _options: &Options) -> Vec<Result<Fields, Rejected>> {
-    match format {
-        Format::Ndjson => vec![ndjson::decode(raw).map_err(|r| Rejected::whole(r, raw))],
+pub fn decode(format: Format, raw: &[u8], options: &Options) -> Vec<Result<Fields, Rejected>> {
+    let decoded = match format {
+        Format::Ndjson => {
+            return vec![ndjson::decode(raw).map_err(|r| Rejected::whole(r, raw))];
+        }
+        Format::Poslog => poslog::decode(
+            raw,
+            &poslog::Options {
+                default_currency: options.default_currency,
+                ..Default::default()
+            },
+        ),
+        Format::Escpos => receipts(raw, options),
         other => vec![Err(Rejected::whole(
             format!("the {} decoder is not part of this build", other.as_str()),
             raw,
         ))],
-    }
-}
-
-/// The typed decoders' output as event members.
-#[allow(dead_code)]
-fn into_fields(decoded: Decoded) -> Vec<Result<Fields, Rejected>> {
+    };
     decoded
         .into_iter()
         .map(|r| r.map(Event::into_fields))
+        .collect()
+}
+
+/// Receipts of a print stream. A paper cut ends a receipt; a drawer kick printed after
+/// the cut, alone in its chunk of a live stream, is a drawer opening, not a receipt.
+fn receipts(raw: &[u8], options: &Options) -> Decoded {
+    let opts = escpos::Options {
+        default_code_page: options.code_page.unwrap_or_default(),
+        ..Default::default()
+    };
+    escpos::decode(raw, &opts)
+        .into_iter()
+        .map(|receipt| {
+            let kick_only = receipt.drawer_kick
+                && receipt.lines.is_empty()
+                && receipt.images == 0
+                && receipt.barcodes.is_empty()
+                && receipt.qr_codes.is_empty();
+            let mut event = if kick_only {
+                let mut e = Event::new(EventType::Drawer);
+                if let Body::Other(m) = &mut e.body {
+                    m.insert("action".into(), "open".into());
+                    m.insert("reason".into(), "printer_kick".into());
+                }
+                e
+            } else {
+                let mut e = Event::new(EventType::Receipt);
+                e.body = Body::Receipt(receipt);
+                e
+            };
+            event.ext.clear();
+            Ok(event)
+        })
         .collect()
 }

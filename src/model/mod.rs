@@ -3,6 +3,7 @@
 
 mod decimal;
 mod money;
+pub mod receipt;
 pub mod transaction;
 
 pub use decimal::{Decimal, DecimalError};
@@ -63,6 +64,8 @@ pub struct Flags {
 pub enum Body {
     /// `transaction`.
     Transaction(Box<Transaction>),
+    /// `receipt`.
+    Receipt(receipt::Receipt),
     /// Every other type: a small object of its own (`{"action": "sign_on"}`).
     Other(Map<String, Value>),
 }

@@ -755,14 +755,14 @@ impl Generator {
                     "loan"
                 };
                 let amount = self.dice.range(5, 30) * 1000;
-                ("till", self.till(action, amount))
+                ("cash_movement", self.till(action, amount))
             }
             11..=16 => ("operator", self.switch_operator()),
             _ => ("transaction", self.sale(None, flags, ext)),
         }
     }
 
-    /// A till movement of cash (float, pickup to the safe, loan from the safe).
+    /// A till event or movement of cash (float, pickup to the safe, loan from the safe).
     fn till(&self, action: &str, amount: i64) -> Value {
         json!({ "action": action, "amount": amount, "currency": self.data.currency })
     }
@@ -2031,7 +2031,7 @@ mod tests {
                 let kind = str_of(&event["event_type"]);
                 assert!(matches!(
                     kind,
-                    "transaction" | "no_sale" | "drawer" | "till" | "operator"
+                    "transaction" | "no_sale" | "drawer" | "till" | "cash_movement" | "operator"
                 ));
                 if kind == "transaction" {
                     assert_eq!(event["body"]["currency"], currency);
@@ -2054,7 +2054,7 @@ mod tests {
                 (8_000..=9_000).contains(&count),
                 "{profile:?}: {count} transactions in 10,000"
             );
-            for kind in ["no_sale", "drawer", "till", "operator"] {
+            for kind in ["no_sale", "drawer", "till", "cash_movement", "operator"] {
                 assert!(events.iter().any(|e| e["event_type"] == kind), "no {kind}");
             }
         }
