@@ -1,6 +1,7 @@
 //! The shared real-world fixtures (`shared/fixtures/real/<kind>` beside the checkout, as
 //! CI lays it out, else /work/shared), for the tests of decoders and the printer tap.
-//! Absent fixtures make a test skip with a note, never fail.
+//! Absent fixtures make a test skip with a note, never fail. Also the simulator's
+//! events as a round-trip corpus.
 
 use std::path::{Path, PathBuf};
 
@@ -39,4 +40,16 @@ pub fn one(kind: &str, name: &str) -> Option<Vec<u8>> {
         println!("skipped: fixture {kind}/{name} not found");
     }
     bytes
+}
+
+/// The simulator's events a decoder's encoder and decoder must round-trip: 200 of a
+/// retail register and 100 of a restaurant one, every edge case of DESIGN §3 included.
+pub fn simulated() -> Vec<serde_json::Value> {
+    use crate::sim::generate::{Generator, Profile};
+    let mut retail = Generator::new(7, Profile::Retail, "reg-1", "2026-11-27");
+    let mut restaurant = Generator::new(7, Profile::Restaurant, "reg-2", "2026-11-27");
+    (0..200)
+        .map(|_| retail.next_event())
+        .chain((0..100).map(|_| restaurant.next_event()))
+        .collect()
 }

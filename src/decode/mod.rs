@@ -4,6 +4,8 @@
 //! in input order.
 
 pub mod escpos;
+pub mod kv;
+pub mod naxml;
 pub mod ndjson;
 pub mod poslog;
 
@@ -57,16 +59,34 @@ pub fn decode(format: Format, raw: &[u8], options: &Options) -> Vec<Result<Field
                 ..Default::default()
             },
         ),
-        Format::Escpos => receipts(raw, options),
-        other => vec![Err(Rejected::whole(
-            format!("the {} decoder is not part of this build", other.as_str()),
+        Format::Naxml => naxml::decode(
             raw,
-        ))],
+            &naxml::NaxmlOptions {
+                default_currency: options.default_currency,
+                ..Default::default()
+            },
+        ),
+        Format::Kv => kv::decode(
+            raw,
+            &kv::KvOptions {
+                default_currency: options.default_currency,
+            },
+        ),
+        Format::Escpos => receipts(raw, options),
     };
     decoded
         .into_iter()
-        .map(|r| r.map(Event::into_fields))
+        .map(|r| r.map(|e| checked(e).into_fields()))
         .collect()
+}
+
+/// DESIGN §3: a transaction whose lines and totals disagree is kept as the register sent
+/// it and flagged in `body.integrity`.
+fn checked(mut event: Event) -> Event {
+    if let Body::Transaction(t) = &mut event.body {
+        t.integrity = t.check_integrity();
+    }
+    event
 }
 
 /// Receipts of a print stream. A paper cut ends a receipt; a drawer kick printed after

@@ -115,6 +115,14 @@ impl Event {
         }
     }
 
+    /// The transaction body, when this is one.
+    pub fn transaction(&self) -> Option<&Transaction> {
+        match &self.body {
+            Body::Transaction(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// The event as top-level members, the form the ingest path works on.
     pub fn into_fields(self) -> Fields {
         match serde_json::to_value(&self) {

@@ -80,8 +80,9 @@ pub struct LineTax {
     /// Rate as a fraction ("0.19").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<Decimal>,
-    /// Tax amount on this line.
-    pub amount: Amount,
+    /// Tax amount on this line, when the register states it (some name only the tax code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
 }
 
 /// A price modifier, discount or loyalty reward attached to an item.
@@ -363,8 +364,229 @@ pub struct Transaction {
     /// Customer reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<Customer>,
+    /// Where lines and totals disagree (DESIGN §3): kept as the register sent them, never fixed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integrity: Vec<String>,
+}
+
+impl Transaction {
+    /// The totals as the lines add up: voided items, and reversals of voided items, do not
+    /// count; tax is the tax lines, else the item taxes; grand is tax-exclusive. `None` on
+    /// overflow. `item_count` is left `None`: it cannot be derived from weighed lines.
+    pub fn line_sums(&self) -> Option<Totals> {
+        let gross = Amount::sum(self.counted_items().map(|i| i.extended)).ok()?;
+        let discounts = self.sum_lines(|l| matches!(l, Line::Discount(_)))?;
+        let tax = if self.lines.iter().any(|l| matches!(l, Line::Tax(_))) {
+            self.sum_lines(|l| matches!(l, Line::Tax(_)))?
+        } else {
+            let taxes = self.counted_items().flat_map(|i| i.taxes.iter());
+            Amount::sum(taxes.map(|t| t.amount.unwrap_or(Amount::ZERO))).ok()?
+        };
+        let rounding = self.sum_lines(|l| matches!(l, Line::Rounding(_)))?;
+        Some(Totals {
+            gross,
+            discounts,
+            tax,
+            grand: Amount::sum([gross, discounts, tax, rounding]).ok()?,
+            tendered: self.sum_lines(|l| matches!(l, Line::Tender(_)))?,
+            change: self.sum_lines(|l| matches!(l, Line::Change(_)))?,
+            item_count: None,
+        })
+    }
+
+    /// One finding per total that the lines contradict, worded for people; empty when all
+    /// agree. Grand may be tax-inclusive or tax-exclusive; tenders less change must cover
+    /// grand on a completed transaction.
+    pub fn check_integrity(&self) -> Vec<String> {
+        let (Some(sums), Some(rounding)) = (
+            self.line_sums(),
+            self.sum_lines(|l| matches!(l, Line::Rounding(_))),
+        ) else {
+            return vec!["the lines do not sum: an amount is out of range".into()];
+        };
+        let t = &self.totals;
+        // An item tax without an amount leaves the tax unknowable from the lines.
+        let tax_known = self.lines.iter().any(|l| matches!(l, Line::Tax(_)))
+            || self
+                .counted_items()
+                .all(|i| i.taxes.iter().all(|x| x.amount.is_some()));
+        let mut out = Vec::new();
+        let mut check = |name: &str, total: Amount, lines: Amount| {
+            if total != lines {
+                out.push(format!("{name}: totals say {total}, lines sum to {lines}"));
+            }
+        };
+        check("gross", t.gross, sums.gross);
+        check("discounts", t.discounts, sums.discounts);
+        if tax_known {
+            check("tax", t.tax, sums.tax);
+        }
+        check("tendered", t.tendered, sums.tendered);
+        check("change", t.change, sums.change);
+        let inclusive = Amount::sum([t.gross, t.discounts, rounding]).ok();
+        let exclusive = inclusive.and_then(|a| a.checked_add(t.tax).ok());
+        if exclusive != Some(t.grand) && inclusive != Some(t.grand) {
+            out.push(format!(
+                "grand: totals say {}, gross + discounts + tax + rounding make {}",
+                t.grand,
+                exclusive.map_or_else(|| "an overflow".into(), |a| a.to_string())
+            ));
+        }
+        let paid = t.tendered.get().checked_sub(t.change.get());
+        if self.status == Status::Completed && paid != Some(t.grand.get()) {
+            out.push(format!(
+                "cover: tendered less change is {}, grand is {}",
+                paid.map_or_else(|| "an overflow".into(), |p| p.to_string()),
+                t.grand
+            ));
+        }
+        out
+    }
+
+    /// Items that count: not voided, and not the reversal of a voided line (a register
+    /// that marks both would otherwise subtract the article twice).
+    fn counted_items(&self) -> impl Iterator<Item = &ItemLine> {
+        let voided: Vec<u32> = self.items().filter(|i| i.void).map(|i| i.line).collect();
+        self.items()
+            .filter(move |i| !i.void && !i.voids_line.is_some_and(|v| voided.contains(&v)))
+    }
+
+    fn items(&self) -> impl Iterator<Item = &ItemLine> {
+        self.lines.iter().filter_map(|l| match l {
+            Line::Item(i) => Some(i),
+            _ => None,
+        })
+    }
+
+    fn sum_lines(&self, kind: impl Fn(&Line) -> bool) -> Option<Amount> {
+        Amount::sum(self.lines.iter().filter(|l| kind(l)).map(|l| match l {
+            Line::Item(i) => i.extended,
+            Line::Discount(d) => d.amount,
+            Line::Rounding(r) => r.amount,
+            Line::Tax(t) => t.amount,
+            Line::Tender(t) => t.amount,
+            Line::Change(c) => c.amount,
+        }))
+        .ok()
+    }
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(line: u32, extended: i64, void: bool, voids_line: Option<u32>) -> Line {
+        Line::Item(ItemLine {
+            line,
+            sku: None,
+            gtin: None,
+            description: None,
+            department: None,
+            quantity: Decimal::from_int(1),
+            uom: None,
+            unit_price: None,
+            extended: Amount::minor(extended),
+            taxes: vec![LineTax {
+                code: None,
+                rate: None,
+                amount: Some(Amount::minor(extended / 10)),
+            }],
+            modifiers: Vec::new(),
+            void,
+            voids_line,
+            no_sku: true,
+        })
+    }
+
+    fn sale(lines: Vec<Line>, totals: Totals) -> Transaction {
+        Transaction {
+            status: Status::Completed,
+            kind: Kind::Sale,
+            currency: "EUR".parse().unwrap(),
+            lines,
+            totals,
+            links: Vec::new(),
+            customer: None,
+            integrity: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn voided_items_and_their_reversals_do_not_count() {
+        let cash = Line::Tender(TenderLine {
+            line: 4,
+            tender_type: TenderType::Cash,
+            amount: Amount::minor(110),
+            card: None,
+            auth: None,
+            description: None,
+        });
+        let t = sale(
+            vec![
+                item(1, 500, true, None),
+                item(2, 100, false, None),
+                item(3, -500, false, Some(1)),
+                cash,
+            ],
+            Totals::default(),
+        );
+        let sums = t.line_sums().unwrap();
+        assert_eq!(
+            (sums.gross, sums.tax, sums.grand, sums.tendered),
+            (
+                Amount::minor(100),
+                Amount::minor(10),
+                Amount::minor(110),
+                Amount::minor(110)
+            )
+        );
+        let mut ok = t.clone();
+        ok.totals = sums.clone();
+        assert!(
+            ok.check_integrity().is_empty(),
+            "{:?}",
+            ok.check_integrity()
+        );
+        // A tax-inclusive grand is accepted too.
+        ok.totals.grand = Amount::minor(100);
+        ok.totals.tendered = Amount::minor(100);
+        ok.lines.pop();
+        ok.lines.push(Line::Tender(TenderLine {
+            line: 4,
+            tender_type: TenderType::Cash,
+            amount: Amount::minor(100),
+            card: None,
+            auth: None,
+            description: None,
+        }));
+        assert!(
+            ok.check_integrity().is_empty(),
+            "{:?}",
+            ok.check_integrity()
+        );
+    }
+
+    #[test]
+    fn disagreements_are_listed_not_fixed() {
+        let t = sale(
+            vec![item(1, 100, false, None)],
+            Totals {
+                gross: Amount::minor(90),
+                grand: Amount::minor(200),
+                ..Totals::default()
+            },
+        );
+        let found = t.check_integrity();
+        for name in ["gross", "tax", "grand", "cover"] {
+            assert!(
+                found.iter().any(|f| f.starts_with(name)),
+                "{name}: {found:?}"
+            );
+        }
+        assert_eq!(t.totals.gross, Amount::minor(90));
+    }
 }

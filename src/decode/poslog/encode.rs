@@ -383,7 +383,10 @@ fn item(o: &mut String, i: &ItemLine, cur: Currency) -> Result<(), EncodeError> 
         }
     }
     for t in &i.taxes {
-        let _ = write!(o, "<Tax><Amount>{}</Amount>", major(t.amount, cur));
+        o.push_str("<Tax>");
+        if let Some(a) = t.amount {
+            let _ = write!(o, "<Amount>{}</Amount>", major(a, cur));
+        }
         el(o, "Percent", t.rate.map(percent).as_deref())?;
         el(o, "TaxGroupID", t.code.as_deref())?;
         o.push_str("</Tax>");

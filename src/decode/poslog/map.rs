@@ -494,6 +494,7 @@ fn retail(tx: &Node, rt: &Node, opts: &Options, ext: &mut Ext) -> R<Event> {
         totals,
         links,
         customer,
+        integrity: Vec::new(),
     };
     ev.body = Body::Transaction(Box::new(body));
     Ok(ev)
@@ -534,7 +535,7 @@ fn item(
         taxes.push(LineTax {
             code: tax_code(t),
             rate: rate(t)?,
-            amount,
+            amount: Some(amount),
         });
     }
     if is_return {
@@ -1079,7 +1080,7 @@ fn totals(rt: &Node, lines: &[Line], meta: &[Meta], cur: Currency, ext: &mut Ext
             computed.push("tax");
             sum(items
                 .iter()
-                .flat_map(|(_, i)| i.taxes.iter().map(|t| t.amount)))?
+                .flat_map(|(_, i)| i.taxes.iter().filter_map(|t| t.amount)))?
         }
     };
     let grand = match grand {

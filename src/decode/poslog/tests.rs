@@ -15,10 +15,7 @@ fn events(raw: &[u8]) -> Vec<Event> {
 }
 
 fn tx(e: &Event) -> &Transaction {
-    match &e.body {
-        Body::Transaction(t) => t,
-        _ => panic!("not a transaction: {e:?}"),
-    }
+    e.transaction().expect("a transaction")
 }
 
 fn one(name: &str) -> Option<Event> {
@@ -501,14 +498,8 @@ fn expected(ev: &Value) -> Value {
 
 #[test]
 fn simulator_events_round_trip_through_poslog() {
-    use crate::sim::generate::{Generator, Profile};
-    let mut retail = Generator::new(7, Profile::Retail, "reg-1", "2026-11-27");
-    let mut restaurant = Generator::new(7, Profile::Restaurant, "reg-2", "2026-11-27");
-    let sample = (0..200)
-        .map(|_| retail.next_event())
-        .chain((0..100).map(|_| restaurant.next_event()));
     let (mut done, mut refused) = (0, 0);
-    for ev in sample {
+    for ev in crate::fixtures::simulated() {
         let line = ev.to_string();
         let xml = match encode(&ev) {
             Ok(x) => x,
