@@ -1,11 +1,13 @@
 //! Wires the stages for `posedge run`: outbox first, then sources, then the uplink.
 
-use crate::config::{Config, Format, SourceKind};
+use crate::config::{Config, Framing, SourceConfig, SourceKind};
 use crate::event::{Origin, RegisterId, SourceName};
 use crate::ingest::{KeyRule, SourceContext};
 use crate::ops::health::BEAT_EVERY;
 use crate::ops::systemd;
 use crate::outbox::{Outbox, OutboxError, schema};
+use crate::source::printer_tap::TapConfig;
+use crate::source::serial::port::{Device, PortSettings};
 use crate::source::tcp::{self, Limits};
 use crate::uplink::{self, UplinkSettings, UplinkSetupError};
 use std::net::SocketAddr;
@@ -78,48 +80,68 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     })?;
     let mut listening = Vec::new();
     for s in &cfg.sources {
-        if s.kind != SourceKind::Tcp {
-            return Err(StartError::Unsupported {
-                name: s.name.clone(),
-                what: format!("kind = \"{}\"", s.kind.as_str()),
-            });
-        }
-        if s.format != Format::Ndjson {
-            return Err(StartError::Unsupported {
-                name: s.name.clone(),
-                what: format!("format = \"{}\"", s.format.as_str()),
-            });
-        }
-        let Some(addr) = s.listen else { continue };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                name: s.name.clone(),
-                addr,
-                source,
-            })?;
-        let bound = listener.local_addr().unwrap_or(addr);
         let ctx = Arc::new(SourceContext {
             store_id: cfg.store_id.clone(),
             origin: Origin {
                 name: SourceName::new(&s.name),
                 kind: s.kind.as_str(),
-                format: s.format.as_str(),
+                format: s.format().as_str(),
             },
-            format: s.format,
+            format: s.format(),
             default_register: s.register_id.as_deref().map(RegisterId::new),
             options: s.decode_options(),
-            keys: KeyRule::Content,
+            // Receipts are never re-sent, so two identical ones are two sales.
+            keys: if s.kind == SourceKind::Printer {
+                KeyRule::Unique
+            } else {
+                KeyRule::Content
+            },
         });
-        let limits = Limits {
-            max_line: usize::try_from(s.max_line_bytes.0).unwrap_or(usize::MAX),
-            idle: Duration::from_secs(s.idle_timeout_s),
-            max_pending: s.max_pending_acks,
-            max_connections: 256,
-        };
-        tracing::info!(source = %s.name, addr = %bound, format = s.format.as_str(), "listening for registers");
-        tokio::spawn(tcp::serve(listener, ctx, outbox.clone(), limits));
-        listening.push((s.name.clone(), bound));
+        match s.kind {
+            SourceKind::Serial => {
+                let settings = serial_settings(s).map_err(|what| StartError::Unsupported {
+                    name: s.name.clone(),
+                    what,
+                })?;
+                tracing::info!(source = %s.name, device = %settings.device, framing = settings.framing.as_str(),
+                    format = s.format().as_str(), "reading serial register");
+                tokio::spawn(crate::source::serial::serve(ctx, outbox.clone(), settings));
+            }
+            SourceKind::Tcp | SourceKind::Printer => {
+                let Some(addr) = s.listen else { continue };
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        name: s.name.clone(),
+                        addr,
+                        source,
+                    })?;
+                let bound = listener.local_addr().unwrap_or(addr);
+                listening.push((s.name.clone(), bound));
+                if let (SourceKind::Printer, Some(printer)) = (s.kind, &s.printer) {
+                    tracing::info!(source = %s.name, addr = %bound, printer = %printer, "printer tap listening");
+                    let tap = TapConfig {
+                        idle_timeout: Duration::from_secs(s.idle_timeout_s),
+                        ..TapConfig::new(printer.clone())
+                    };
+                    tokio::spawn(crate::source::printer::serve(
+                        listener,
+                        ctx,
+                        outbox.clone(),
+                        tap,
+                    ));
+                    continue;
+                }
+                let limits = Limits {
+                    max_line: usize::try_from(s.max_line_bytes.0).unwrap_or(usize::MAX),
+                    idle: Duration::from_secs(s.idle_timeout_s),
+                    max_pending: s.max_pending_acks,
+                    max_connections: 256,
+                };
+                tracing::info!(source = %s.name, addr = %bound, format = s.format().as_str(), "listening for registers");
+                tokio::spawn(tcp::serve(listener, ctx, outbox.clone(), limits));
+            }
+        }
     }
     let reader = crate::outbox::queue::Reader::new(schema::open_reader(&cfg.outbox.path)?);
     tokio::spawn(uplink::run(settings, outbox.clone(), reader));
@@ -128,6 +150,24 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         listening,
         writer,
     })
+}
+
+/// Port settings of a serial source (validated by check-config).
+fn serial_settings(s: &SourceConfig) -> Result<PortSettings, String> {
+    let device = match (&s.device, &s.usb) {
+        (Some(path), _) => Device::Path(path.clone()),
+        (None, Some(usb)) => Device::Usb(usb.parse().map_err(|e| format!("usb = {usb:?}: {e}"))?),
+        (None, None) => return Err("a serial source without device or usb".into()),
+    };
+    let mut p = PortSettings::new(device, s.framing.unwrap_or(Framing::Lf));
+    p.baud = s.baud.unwrap_or(p.baud);
+    p.data_bits = s.data_bits.unwrap_or(p.data_bits);
+    p.parity = s.parity.unwrap_or(p.parity);
+    p.stop_bits = s.stop_bits.unwrap_or(p.stop_bits);
+    p.flow_control = s.flow_control.unwrap_or(p.flow_control);
+    p.max_frame = usize::try_from(s.max_line_bytes.0).unwrap_or(usize::MAX);
+    p.validate()?;
+    Ok(p)
 }
 
 /// Tells systemd the agent is ready, then keeps its STATUS current and, while every

@@ -5,6 +5,9 @@
 //! must exist, ranges, cross-key rules). Every problem names the key and its line, because
 //! the person reading it is editing a file on a store box over a remote shell.
 
+pub use crate::source::serial::framing::Framing;
+pub use crate::source::serial::port::{Flow, Parity};
+use crate::source::serial::usb::UsbMatch;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::net::SocketAddr;
@@ -333,18 +336,6 @@ impl Format {
     }
 }
 
-/// Serial framing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Framing {
-    /// One record per line.
-    Lf,
-    /// STX payload ETX LRC with ACK/NAK.
-    StxEtx,
-    /// Byte stream.
-    Raw,
-}
-
 /// One `[[source]]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -355,9 +346,9 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// Listen address for tcp and printer sources.
     pub listen: Option<SocketAddr>,
-    /// Payload format.
-    #[serde(default = "default_format")]
-    pub format: Format,
+    /// Payload format; escpos for printer taps, ndjson otherwise when unset.
+    #[serde(default)]
+    pub format: Option<Format>,
     /// Register id used when the input carries none.
     pub register_id: Option<String>,
     /// Longest accepted line; longer lines are nacked while reading.
@@ -378,11 +369,11 @@ pub struct SourceConfig {
     /// Serial data bits (5–8).
     pub data_bits: Option<u8>,
     /// Serial parity: none | odd | even.
-    pub parity: Option<String>,
+    pub parity: Option<Parity>,
     /// Serial stop bits: 1 | 2.
     pub stop_bits: Option<u8>,
     /// Serial flow control: none | software | hardware.
-    pub flow_control: Option<String>,
+    pub flow_control: Option<Flow>,
     /// Serial framing.
     pub framing: Option<Framing>,
     /// The real printer a printer tap relays to.
@@ -400,7 +391,7 @@ impl SourceConfig {
             name: name.into(),
             kind,
             listen: None,
-            format: default_format(),
+            format: None,
             register_id: None,
             max_line_bytes: default_max_line(),
             idle_timeout_s: default_idle_timeout(),
@@ -419,6 +410,15 @@ impl SourceConfig {
         }
     }
 
+    /// The payload format in force.
+    pub fn format(&self) -> Format {
+        match (self.format, self.kind) {
+            (Some(f), _) => f,
+            (None, SourceKind::Printer) => Format::Escpos,
+            (None, _) => Format::Ndjson,
+        }
+    }
+
     /// Decoder settings of this source (validated by `check-config`).
     pub fn decode_options(&self) -> crate::decode::Options {
         crate::decode::Options {
@@ -431,9 +431,6 @@ impl SourceConfig {
     }
 }
 
-fn default_format() -> Format {
-    Format::Ndjson
-}
 fn default_max_line() -> ByteSize {
     ByteSize(1 << 20)
 }
@@ -754,6 +751,13 @@ impl Config {
                             format!("a {} source needs a listen address", s.kind.as_str()),
                         );
                     }
+                    if s.kind == SourceKind::Printer && s.format() != Format::Escpos {
+                        bad(
+                            &k("format"),
+                            "a printer tap reads ESC/POS: leave format out or set \"escpos\""
+                                .into(),
+                        );
+                    }
                     if s.kind == SourceKind::Printer && s.printer.is_none() {
                         bad(
                             &k("printer"),
@@ -775,18 +779,13 @@ impl Config {
                     {
                         bad(&k("stop_bits"), format!("{b} must be 1 or 2"));
                     }
-                    if let Some(p) = &s.parity
-                        && !["none", "odd", "even"].contains(&p.as_str())
+                    if let Some(u) = &s.usb
+                        && let Err(e) = u.parse::<UsbMatch>()
                     {
-                        bad(&k("parity"), format!("{p:?} must be none, odd or even"));
+                        bad(&k("usb"), e.to_string());
                     }
-                    if let Some(f) = &s.flow_control
-                        && !["none", "software", "hardware"].contains(&f.as_str())
-                    {
-                        bad(
-                            &k("flow_control"),
-                            format!("{f:?} must be none, software or hardware"),
-                        );
+                    if s.baud == Some(0) {
+                        bad(&k("baud"), "must be a positive line speed".into());
                     }
                 }
             }

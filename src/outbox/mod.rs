@@ -71,7 +71,7 @@ pub(crate) enum Control {
         detail: String,
     },
     Alarm {
-        name: &'static str,
+        name: String,
         message: Option<String>,
     },
 }
@@ -205,7 +205,7 @@ impl Outbox {
     }
 
     /// Raises (`Some`) or clears (`None`) a named alarm.
-    pub fn alarm(&self, name: &'static str, message: Option<String>) {
+    pub fn alarm(&self, name: String, message: Option<String>) {
         let _ = self.control.send(Control::Alarm { name, message });
     }
 

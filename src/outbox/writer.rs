@@ -223,7 +223,7 @@ impl Writer {
                         set_state(&tx, "uplink.since_ms", &now.to_string())?;
                     }
                     Control::Alarm { name, message } => match message {
-                        Some(m) => upsert_alarm(&tx, name, &m, now)?,
+                        Some(m) => upsert_alarm(&tx, &name, &m, now)?,
                         None => {
                             tx.execute("DELETE FROM alarms WHERE name = ?1", [name])?;
                         }

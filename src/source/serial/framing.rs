@@ -25,8 +25,12 @@ pub const ETX: u8 = 0x03;
 const LF: u8 = b'\n';
 const CR: u8 = b'\r';
 
+/// The reason given to bytes found between frames (line noise, a register's idle chatter).
+pub const NOISE: &str = "bytes outside a frame";
+
 /// How a port's byte stream is cut into records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Framing {
     /// One record per LF-terminated line; one CR right before the LF is stripped, empty lines are skipped.
     Lf,
@@ -383,7 +387,7 @@ impl Framer {
         if !self.buf.is_empty() {
             out.push(Frame::Bad {
                 raw: std::mem::take(&mut self.buf),
-                reason: "bytes outside a frame".to_owned(),
+                reason: NOISE.to_owned(),
             });
         }
     }

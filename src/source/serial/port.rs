@@ -77,7 +77,8 @@ impl fmt::Display for Device {
 }
 
 /// Parity bit setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Parity {
     /// No parity bit.
     #[default]
@@ -89,7 +90,8 @@ pub enum Parity {
 }
 
 /// Flow control setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Flow {
     /// No flow control.
     #[default]
