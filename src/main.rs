@@ -98,9 +98,40 @@ mod posedge_cli {
     /// `posedge sim` arguments.
     #[derive(clap::Args)]
     pub struct SimArgs {
-        /// Agent TCP source to connect to.
-        #[arg(long, default_value = "127.0.0.1:7878")]
-        pub connect: SocketAddr,
+        /// Agent TCP source to connect to (NDJSON or kv lines, acks awaited).
+        #[arg(long, visible_alias = "connect", default_value = "127.0.0.1:7878")]
+        pub tcp: SocketAddr,
+        /// Send over this serial device instead.
+        #[arg(long, conflicts_with_all = ["pty", "printer"])]
+        pub serial: Option<PathBuf>,
+        /// Create a pseudo-terminal and send over it; prints the slave's path (or keeps
+        /// --pty-link pointing at it).
+        #[arg(long, conflicts_with = "printer")]
+        pub pty: bool,
+        /// With --pty: a symlink kept pointing at the current pty slave.
+        #[arg(long, requires = "pty")]
+        pub pty_link: Option<PathBuf>,
+        /// Print ESC/POS receipts to this printer port (the agent's tap) instead.
+        #[arg(long)]
+        pub printer: Option<SocketAddr>,
+        /// ndjson | poslog | kv | escpos.
+        #[arg(long, default_value = "ndjson")]
+        pub format: posedge::config::Format,
+        /// Serial framing: lf | stx_etx.
+        #[arg(long, default_value = "lf")]
+        pub framing: String,
+        /// Serial line speed.
+        #[arg(long, default_value_t = 9600)]
+        pub baud: u32,
+        /// stx_etx: damage the check byte of every n-th frame (the register re-sends on NAK).
+        #[arg(long)]
+        pub corrupt_every: Option<u64>,
+        /// --pty: pull the plug halfway through every n-th frame.
+        #[arg(long)]
+        pub unplug_every: Option<u64>,
+        /// stx_etx: milliseconds to wait for ACK/NAK before re-sending a frame.
+        #[arg(long, default_value_t = 2000)]
+        pub answer_timeout_ms: u64,
         /// Events to send.
         #[arg(long, default_value_t = 100)]
         pub count: u64,
@@ -292,8 +323,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Sim(a) => {
             init_logs("posedge=info,warn");
+            let framing = match a
+                .framing
+                .parse::<posedge::source::serial::framing::Framing>()
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("posedge: --framing: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let opts = posedge::sim::register::SimOptions {
-                connect: a.connect,
+                connect: a.tcp,
                 count: a.count,
                 seed: a.seed,
                 profile: a.profile,
@@ -304,8 +345,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 store_id: a.store,
                 ledger: a.ledger,
                 give_up_after: std::time::Duration::from_secs(a.give_up_s),
+                format: a.format,
             };
-            let report = runtime()?.block_on(posedge::sim::register::run(&opts))?;
+            let report = if a.serial.is_some() || a.pty {
+                let target = posedge::sim::serial::SerialTarget {
+                    device: a.serial,
+                    link: a.pty_link,
+                    baud: a.baud,
+                    framing,
+                    corrupt_every: a.corrupt_every,
+                    unplug_every: a.unplug_every,
+                    answer_timeout: std::time::Duration::from_millis(a.answer_timeout_ms),
+                };
+                posedge::sim::serial::run(&opts, &target)?
+            } else if let Some(printer) = a.printer {
+                runtime()?.block_on(posedge::sim::printer::run(&opts, printer))?
+            } else {
+                runtime()?.block_on(posedge::sim::register::run(&opts))?
+            };
             println!("{}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }

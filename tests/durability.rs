@@ -30,6 +30,7 @@ fn sim(
         store_id: "s1".into(),
         ledger: Some(ledger),
         give_up_after: Duration::from_secs(60),
+        format: posedge::config::Format::Ndjson,
     }
 }
 

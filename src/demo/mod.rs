@@ -144,6 +144,7 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
             store_id: "store-1".into(),
             ledger: Some(dir.path().join(format!("ledger-{r}.ndjson"))),
             give_up_after: Duration::from_secs(30),
+            format: crate::config::Format::Ndjson,
         };
         sims.push(tokio::spawn(async move { register::run(&o).await }));
     }

@@ -3,6 +3,8 @@
 //! ledger so a test can prove every acked event reached the cloud.
 
 use super::generate::{Generator, Profile};
+use crate::config::Format;
+use crate::decode::escpos::CodePage;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::io::Write;
@@ -37,6 +39,8 @@ pub struct SimOptions {
     pub ledger: Option<PathBuf>,
     /// Give up when the agent stays unreachable this long.
     pub give_up_after: Duration,
+    /// What the register speaks.
+    pub format: Format,
 }
 
 /// What a run did.
@@ -50,8 +54,10 @@ pub struct SimReport {
     pub nacked: u64,
     /// Lines re-sent after a reconnect.
     pub resent: u64,
-    /// Reconnects.
+    /// Reconnects (or replugs of a serial line).
     pub reconnects: u64,
+    /// Generated events the format cannot express (not sent).
+    pub skipped: u64,
     /// Ack latencies in microseconds (send → ack).
     #[serde(skip)]
     pub ack_latency_us: Vec<u64>,
@@ -100,12 +106,71 @@ pub fn expected_key(store: &str, ev: &Value) -> String {
     )
 }
 
+/// One line per event sent, so a test can prove every acked event reached the cloud.
+pub struct Ledger(Option<std::io::BufWriter<std::fs::File>>);
+
+impl Ledger {
+    /// A ledger at `path`, or none.
+    pub fn create(path: Option<&std::path::Path>) -> std::io::Result<Self> {
+        Ok(Ledger(match path {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            None => None,
+        }))
+    }
+
+    /// Records what became of one event; `answer` is the agent's ack line, if any.
+    pub fn write(&mut self, mut meta: Value, acked: bool, answer: &Value) -> std::io::Result<()> {
+        meta["acked"] = json!(acked);
+        meta["event_id"] = answer.get("event_id").cloned().unwrap_or(Value::Null);
+        meta["seq"] = answer.get("seq").cloned().unwrap_or(Value::Null);
+        self.line(&meta)
+    }
+
+    /// Writes one ledger line as it is.
+    pub fn line(&mut self, line: &Value) -> std::io::Result<()> {
+        match self.0.as_mut() {
+            Some(w) => writeln!(w, "{line}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes to disk.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the ledger says about an event before its answer.
+pub fn meta(store: &str, ev: &Value) -> Value {
+    json!({
+        "idempotency_key": expected_key(store, ev),
+        "register_id": ev.get("register_id"),
+        "pos_sequence": ev.get("pos_sequence"),
+        "event_type": ev.get("event_type"),
+    })
+}
+
+/// The next event the register's format can express, with its record bytes.
+pub fn next_record(
+    generator: &mut Generator,
+    o: &SimOptions,
+    report: &mut SimReport,
+) -> (Value, Vec<u8>) {
+    loop {
+        let ev = generator.next_event();
+        match super::encode::record(o.format, &ev, CodePage::Cp858) {
+            Some(raw) => return (ev, raw),
+            None => report.skipped += 1,
+        }
+    }
+}
+
 /// Runs the register until `count` events are acked or nacked.
 pub async fn run(o: &SimOptions) -> Result<SimReport, SimError> {
-    let mut ledger = match &o.ledger {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
-        None => None,
-    };
+    let mut ledger = Ledger::create(o.ledger.as_deref())?;
     let mut generator = Generator::new(o.seed, o.profile, &o.register_id, &o.business_day);
     let mut report = SimReport::default();
     let mut unacked: VecDeque<Sent> = VecDeque::new();
@@ -156,13 +221,7 @@ pub async fn run(o: &SimOptions) -> Result<SimReport, SimError> {
                         let acked = v.get("ack").is_some();
                         report.ack_latency_us.push(sent.at.elapsed().as_micros() as u64);
                         if acked { report.acked += 1 } else { report.nacked += 1 }
-                        if let Some(w) = ledger.as_mut() {
-                            let mut m = sent.meta;
-                            m["acked"] = json!(acked);
-                            m["event_id"] = v.get("event_id").cloned().unwrap_or(Value::Null);
-                            m["seq"] = v.get("seq").cloned().unwrap_or(Value::Null);
-                            writeln!(w, "{m}")?;
-                        }
+                        ledger.write(sent.meta, acked, &v)?;
                     }
                     _ => broken = true,
                 },
@@ -171,15 +230,9 @@ pub async fn run(o: &SimOptions) -> Result<SimReport, SimError> {
                         tokio::time::sleep_until(due.into()).await;
                     }
                 }, if can_send => {
-                    let ev = generator.next_event();
-                    let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+                    let (ev, mut line) = next_record(&mut generator, o, &mut report);
                     line.push(b'\n');
-                    let meta = json!({
-                        "idempotency_key": expected_key(&o.store_id, &ev),
-                        "register_id": ev.get("register_id"),
-                        "pos_sequence": ev.get("pos_sequence"),
-                        "event_type": ev.get("event_type"),
-                    });
+                    let meta = meta(&o.store_id, &ev);
                     report.generated += 1;
                     if wr.write_all(&line).await.is_err() {
                         broken = true;
@@ -192,8 +245,6 @@ pub async fn run(o: &SimOptions) -> Result<SimReport, SimError> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    if let Some(w) = ledger.as_mut() {
-        w.flush()?;
-    }
+    ledger.flush()?;
     Ok(report)
 }

@@ -48,8 +48,8 @@ const WRITE_DEADLINE: Duration = Duration::from_millis(500);
 const SEND_RETRY: Duration = Duration::from_millis(5);
 /// How often an idle port checks that its device node still exists.
 const VANISH_CHECK: Duration = Duration::from_secs(1);
-/// A connection that lasted this long resets the backoff; shorter ones keep escalating it
-/// so a device that opens and immediately hangs up does not spin.
+/// A connection that lasted this long (or carried a record) resets the backoff; shorter,
+/// silent ones keep escalating it so a device that opens and hangs up does not spin.
 const STABLE_AFTER: Duration = Duration::from_secs(5);
 /// Open failures between two summary log lines (also logged at least every [`SUMMARY_INTERVAL`]).
 const SUMMARY_EVERY: u64 = 100;
@@ -340,6 +340,7 @@ pub fn spawn(
         framer: Framer::new(settings.framing, settings.max_frame),
         rng: seed(),
         failures: Failures::default(),
+        records: 0,
         settings,
         roots,
         events,
@@ -421,6 +422,8 @@ struct Reader {
     framer: Framer,
     rng: u64,
     failures: Failures,
+    /// Complete records read so far; a session that carried one was a real connection.
+    records: u64,
 }
 
 impl Reader {
@@ -438,6 +441,7 @@ impl Reader {
                 Ok((port, path)) => {
                     self.failures.opened(&name, &path);
                     let opened_at = Instant::now();
+                    let records_before = self.records;
                     match self.session(port, path) {
                         Ok(()) => {}
                         Err(Halt::Stop) => return,
@@ -446,7 +450,9 @@ impl Reader {
                             return;
                         }
                     }
-                    if opened_at.elapsed() >= STABLE_AFTER {
+                    // A register that talked, or a line that held, was a real connection:
+                    // the next reopen starts from the floor, whatever came before.
+                    if self.records > records_before || opened_at.elapsed() >= STABLE_AFTER {
                         attempt = 0;
                     }
                 }
@@ -599,6 +605,9 @@ impl Reader {
                 Ok(0) => return ReadEnd::Closed("end of file: device closed".into()),
                 Ok(n) => {
                     for frame in self.framer.push(&buf[..n]) {
+                        if matches!(frame, Frame::Record(_)) {
+                            self.records += 1;
+                        }
                         if let Err(h) = self.send(PortEvent::Frame(frame)) {
                             return ReadEnd::Halt(h);
                         }
