@@ -69,7 +69,7 @@ enum Cmd {
         files: Vec<PathBuf>,
     },
     /// The simulated register (DESIGN §7).
-    Sim(posedge_cli::SimArgs),
+    Sim(Box<posedge_cli::SimArgs>),
     /// The whole path on one machine: broker, agent, registers, an uplink cut.
     #[cfg(feature = "demo")]
     Demo(posedge::demo::DemoArgs),
