@@ -37,7 +37,7 @@ pub struct SerialTarget {
 /// master never reads EIO while the agent reopens.
 struct Line {
     port: TTYPort,
-    _slave: Option<TTYPort>,
+    slave: Option<TTYPort>,
 }
 
 fn open(t: &SerialTarget, report: &mut SimReport) -> Result<Line, SimError> {
@@ -47,7 +47,7 @@ fn open(t: &SerialTarget, report: &mut SimReport) -> Result<Line, SimError> {
             .timeout(Duration::from_millis(50))
             .open_native()
             .map_err(io)?;
-        return Ok(Line { port, _slave: None });
+        return Ok(Line { port, slave: None });
     }
     let (mut master, slave) = TTYPort::pair().map_err(io)?;
     master.set_timeout(Duration::from_millis(50)).map_err(io)?;
@@ -61,7 +61,7 @@ fn open(t: &SerialTarget, report: &mut SimReport) -> Result<Line, SimError> {
     }
     Ok(Line {
         port: master,
-        _slave: Some(slave),
+        slave: Some(slave),
     })
 }
 
@@ -93,7 +93,7 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
         let frame = framing::encode(t.framing, &payload);
         if t.unplug_every.is_some_and(|k| n % k == 0) && t.device.is_none() {
             // Half a frame, then the plug: the agent must dead-letter exactly this.
-            let _ = line.port.write_all(&frame[..frame.len() / 2]);
+            let _ = write_fully(&mut line.port, &frame[..frame.len() / 2]);
             let _ = line.port.flush();
             drop(line);
             std::thread::sleep(Duration::from_millis(20));
@@ -121,7 +121,8 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
             // An answer to an earlier copy of a frame must not be taken for this one's.
             let _ = line.port.clear(serialport::ClearBuffer::Input);
             let sent_at = Instant::now();
-            if line.port.write_all(&bytes).is_err() {
+            if write_fully(&mut line.port, &bytes).is_err() {
+                // The line is gone (a real device unplugged): reopen and re-send.
                 std::thread::sleep(Duration::from_millis(50));
                 line = open(t, &mut report)?;
                 continue;
@@ -156,7 +157,46 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
         ledger.write(meta(&o.store_id, &ev), outcome == Some(true), &Value::Null)?;
     }
     ledger.flush()?;
+    drain(&mut line);
     Ok(report)
+}
+
+/// Waits until the agent has read everything written: closing a pty (or a USB adapter)
+/// throws away what the other side has not read yet.
+fn drain(line: &mut Line) {
+    let end = Instant::now() + Duration::from_secs(30);
+    std::thread::sleep(Duration::from_millis(50));
+    match &line.slave {
+        Some(slave) => {
+            // The kernel pushes the master's output to the slave in bursts, so the queue
+            // reads empty between bursts: only a second of empty means drained.
+            let mut empty_since = Instant::now();
+            while Instant::now() < end && empty_since.elapsed() < Duration::from_secs(1) {
+                if slave.bytes_to_read().is_ok_and(|n| n > 0) {
+                    empty_since = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        None => {
+            let _ = line.port.flush();
+        }
+    }
+}
+
+/// Writes all of `bytes`, waiting while the line is full: a write timeout means the
+/// reader is slow (or not there yet), not that the line is gone.
+fn write_fully(port: &mut TTYPort, mut bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    while !bytes.is_empty() {
+        match port.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(e) if matches!(e.kind(), TimedOut | WouldBlock | Interrupted) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The first ACK or NAK byte within `timeout` (other bytes are line noise).

@@ -90,6 +90,17 @@ impl World {
 
     /// Writes an agent config; `extra` is appended to the `[uplink]`-less top.
     pub fn agent_config(&self, lan_port: u16, outbox_extra: &str, uplink_extra: &str) -> PathBuf {
+        self.agent_config_with(lan_port, outbox_extra, uplink_extra, "")
+    }
+
+    /// An agent config with more `[[source]]` tables after the LAN source.
+    pub fn agent_config_with(
+        &self,
+        lan_port: u16,
+        outbox_extra: &str,
+        uplink_extra: &str,
+        sources: &str,
+    ) -> PathBuf {
         let (cert, key) = self.pki.client("agent").unwrap();
         let path = self.path("posedge.toml");
         std::fs::write(
@@ -98,7 +109,7 @@ impl World {
                 "tenant = \"t1\"\nstore_id = \"s1\"\n\n[outbox]\npath = \"{db}\"\nmin_free_disk = 0\n{outbox_extra}\n\n\
                  [uplink]\nurl = \"mqtts://localhost:{port}\"\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
                  backoff_floor_ms = 50\nbackoff_cap_ms = 500\nkeep_alive_s = 5\n{uplink_extra}\n\n\
-                 [[source]]\nname = \"lan1\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:{lan_port}\"\nregister_id = \"reg-default\"\nidle_timeout_s = 5\n",
+                 [[source]]\nname = \"lan1\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:{lan_port}\"\nregister_id = \"reg-default\"\nidle_timeout_s = 5\n\n{sources}",
                 db = self.path("outbox.db").display(),
                 port = self.broker_port,
                 ca = self.pki.ca.display(),
