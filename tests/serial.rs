@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use posedge::sim::subscriber::Subscriber;
 use posedge::config::MqttVersion;
+use posedge::sim::subscriber::Subscriber;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::Path;
@@ -26,7 +26,14 @@ fn sim(link: &Path, register: &str, args: &[&str], ledger: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_posedge"))
         .args(["sim", "--pty", "--pty-link"])
         .arg(link)
-        .args(["--register", register, "--store", "s1", "--answer-timeout-ms", "1000"])
+        .args([
+            "--register",
+            register,
+            "--store",
+            "s1",
+            "--answer-timeout-ms",
+            "1000",
+        ])
         .args(args)
         .arg("--ledger")
         .arg(ledger)
@@ -70,17 +77,34 @@ fn ten_thousand_frames_at_two_baud_rates_with_damaged_frames_nacked() {
     let sub = w.subscriber(MqttVersion::V5);
 
     let (slow_ledger, fast_ledger) = (w.path("slow.ndjson"), w.path("fast.ndjson"));
-    let a = sim(&slow, "reg-slow", &["--count", "10000", "--framing", "lf"], &slow_ledger);
+    let a = sim(
+        &slow,
+        "reg-slow",
+        &["--count", "10000", "--framing", "lf"],
+        &slow_ledger,
+    );
     let b = sim(
         &fast,
         "reg-fast",
-        &["--count", "10000", "--framing", "stx_etx", "--format", "kv", "--corrupt-every", "97"],
+        &[
+            "--count",
+            "10000",
+            "--framing",
+            "stx_etx",
+            "--format",
+            "kv",
+            "--corrupt-every",
+            "97",
+        ],
         &fast_ledger,
     );
     let (a, b) = (report(a), report(b));
     assert_eq!(a["generated"], 10000);
     assert_eq!(b["acked"], 10000, "{b}");
-    assert_eq!(b["nacked"], 0, "damaged frames are re-sent and then acked: {b}");
+    assert_eq!(
+        b["nacked"], 0,
+        "damaged frames are re-sent and then acked: {b}"
+    );
 
     // lf has no acks: every line must still arrive, in order, exactly once.
     let expected: Vec<String> = std::fs::read_to_string(&slow_ledger)
@@ -95,7 +119,11 @@ fn ten_thousand_frames_at_two_baud_rates_with_damaged_frames_nacked() {
         all_delivered(&sub, &expected) && all_delivered(&sub, &acked)
     });
     let seen = sub.seen();
-    let missing = |keys: &[String]| keys.iter().filter(|k| !seen.by_key.contains_key(*k)).count();
+    let missing = |keys: &[String]| {
+        keys.iter()
+            .filter(|k| !seen.by_key.contains_key(*k))
+            .count()
+    };
     assert!(
         delivered,
         "undelivered: {} of the lf lines, {} of the acked frames; status {}",
@@ -133,15 +161,24 @@ fn fifty_unplugs_lose_nothing_but_torn_frames_which_are_dead_lettered() {
     let r = report(sim(
         &link,
         "reg-usb",
-        &["--count", "1000", "--framing", "stx_etx", "--unplug-every", "20"],
+        &[
+            "--count",
+            "1000",
+            "--framing",
+            "stx_etx",
+            "--unplug-every",
+            "20",
+        ],
         &ledger,
     ));
     assert_eq!(r["reconnects"], 50, "{r}");
     assert_eq!(r["acked"], 1000, "{r}");
     let acked = acked_keys(&ledger);
-    eventually(Duration::from_secs(60), "every acked frame delivered", || {
-        all_delivered(&sub, &acked)
-    });
+    eventually(
+        Duration::from_secs(60),
+        "every acked frame delivered",
+        || all_delivered(&sub, &acked),
+    );
     let st = status(&cfg);
     let src = source(&st, "usb");
     // The kernel drops what was unread at a hang-up; what arrived of a torn frame is
@@ -149,14 +186,24 @@ fn fifty_unplugs_lose_nothing_but_torn_frames_which_are_dead_lettered() {
     let torn = src["dead_letters"].as_u64().unwrap();
     assert!(torn <= 50, "{src}");
     let out = Command::new(env!("CARGO_BIN_EXE_posedge"))
-        .args(["queue", "dead-letters", "--json", "--limit", "100", "--config"])
+        .args([
+            "queue",
+            "dead-letters",
+            "--json",
+            "--limit",
+            "100",
+            "--config",
+        ])
         .arg(&cfg)
         .output()
         .unwrap();
     let letters: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(letters.len() as u64, torn);
     assert!(
-        letters.iter().all(|l| l["reason"].as_str().unwrap_or("").contains("torn by a disconnect")),
+        letters.iter().all(|l| l["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("torn by a disconnect")),
         "{letters:?}"
     );
     assert_eq!(sub.seen().unique(), 1000);

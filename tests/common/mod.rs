@@ -242,3 +242,27 @@ pub fn acked_keys(ledger: &Path) -> Vec<String> {
         .filter_map(|v| v["idempotency_key"].as_str().map(String::from))
         .collect()
 }
+
+/// The shared real-world fixtures of a kind (`escpos`, `poslog`) as (name, bytes), sorted;
+/// empty with a note when `shared/` is not beside the checkout.
+pub fn shared_fixtures(kind: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/fixtures/real").join(kind))
+        .chain([PathBuf::from("/work/shared/fixtures/real").join(kind)])
+        .find(|p| p.is_dir());
+    let Some(dir) = dir else {
+        println!("skipped: shared/fixtures/real/{kind} not found");
+        return Vec::new();
+    };
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    all.sort();
+    all
+}
