@@ -74,6 +74,8 @@ fn example_config_covers_every_key_and_validates() {
         "flow_control",
         "framing",
         "printer",
+        "currency",
+        "code_page",
         "level",
     ] {
         assert!(
@@ -136,4 +138,94 @@ fn status_reads_a_running_agent_as_table_and_json() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("agent      running"), "{table}");
     assert!(table.contains("uplink     DISCONNECTED"), "{table}");
+}
+
+#[test]
+fn decode_is_a_dry_run_with_rejections_on_stderr_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("journal.kv");
+    std::fs::write(
+        &good,
+        "type=no_sale seq=1 reg=reg-4 day=2026-11-27 reason=\"4111 1111 1111 1111\"\n\
+         type=transaction seq=2 reg=reg-4 item.1.sku=42 item.1.qty=1 item.1.ext=1.50 tender.1.type=cash tender.1.amount=1.50\n",
+    )
+    .unwrap();
+    let out = posedge(&[
+        "decode",
+        "--format",
+        "kv",
+        "--currency",
+        "EUR",
+        good.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(stdout.contains("411111******1111") && !stdout.contains("4111 1111 1111 1111"));
+    assert!(stdout.contains("\"extended\":150"), "{stdout}");
+
+    let bad = dir.path().join("bad.kv");
+    std::fs::write(
+        &bad,
+        "type=transaction seq=3 item.1.qty=1 item.1.ext=1.505\n",
+    )
+    .unwrap();
+    let out = posedge(&[
+        "decode",
+        "--format",
+        "kv",
+        "--currency",
+        "EUR",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.kv: line 1:") && stderr.contains("1.505"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = posedge(&[
+        "decode",
+        "--format",
+        "kv",
+        "--currency",
+        "euro",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn decode_reads_every_poslog_and_escpos_fixture_without_rejection() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(shared) = root
+        .ancestors()
+        .map(|a| a.join("shared/fixtures/real"))
+        .chain([std::path::PathBuf::from("/work/shared/fixtures/real")])
+        .find(|p| p.is_dir())
+    else {
+        println!("skipped: shared/fixtures/real not found");
+        return;
+    };
+    for (format, kind, at_least) in [("poslog", "poslog", 59), ("escpos", "escpos", 40)] {
+        let mut files: Vec<String> = std::fs::read_dir(shared.join(kind))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().display().to_string())
+            .collect();
+        files.sort();
+        let mut args = vec!["decode", "--format", format, "--register", "reg-1"];
+        args.extend(files.iter().map(String::as_str));
+        let out = posedge(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {stderr}");
+        let events = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert!(events >= at_least, "{format}: {events} events; {stderr}");
+    }
 }
