@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Seconds of each paced latency run.
     #[arg(long, default_value_t = 5)]
     pub latency_s: u64,
+    /// Only the decoder and redactor throughput (no broker, no agent).
+    #[arg(long)]
+    pub decoders: bool,
 }
 
 /// Why the benchmark could not run.
@@ -227,6 +230,10 @@ impl Drop for AgentProc {
 
 /// Runs every measurement and prints the report table.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    if args.decoders {
+        print_decoders();
+        return Ok(());
+    }
     let dir = tempfile::tempdir().map_err(err)?;
     let pki = certs::generate(dir.path(), "bench-ca", &["agent", "cloud", "bare"]).map_err(err)?;
     let port = free_port()?;
@@ -398,5 +405,13 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "| agent RSS after the run | {:.1} MB | | |",
         after_rss as f64 / 1024.0
     );
+    print_decoders();
     Ok(())
+}
+
+fn print_decoders() {
+    eprintln!("decoder and redactor throughput (one core) …");
+    let rates = super::decoders::measure(Duration::from_millis(700));
+    println!("\n### Decoders and redactor (one core, in process)\n");
+    print!("{}", super::decoders::table(&rates));
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod broker;
 pub mod certs;
+pub mod decoders;
 pub mod mosquitto;
 
 use crate::config::{
