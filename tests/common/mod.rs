@@ -151,6 +151,16 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path, lan_port: u16, log: PathBuf) -> Agent {
+        Agent::start_with_env(config, lan_port, log, &[])
+    }
+
+    /// Started with extra environment variables (e.g. systemd's NOTIFY_SOCKET).
+    pub fn start_with_env(
+        config: &Path,
+        lan_port: u16,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -160,6 +170,7 @@ impl Agent {
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "posedge=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
