@@ -107,6 +107,22 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
                     format = s.format().as_str(), "reading serial register");
                 tokio::spawn(crate::source::serial::serve(ctx, outbox.clone(), settings));
             }
+            SourceKind::Printer if s.listen.is_none() => {
+                let (Some(register), Some(printer)) = (&s.device, &s.printer) else {
+                    continue;
+                };
+                let tap = crate::source::printer::SerialTap {
+                    register: register.clone(),
+                    printer: printer.into(),
+                    baud: s.baud.unwrap_or(9600),
+                };
+                tracing::info!(source = %s.name, register = %register.display(), printer = %printer, "serial printer tap");
+                tokio::spawn(crate::source::printer::serve_serial(
+                    ctx,
+                    outbox.clone(),
+                    tap,
+                ));
+            }
             SourceKind::Tcp | SourceKind::Printer => {
                 let Some(addr) = s.listen else { continue };
                 let listener = tokio::net::TcpListener::bind(addr)

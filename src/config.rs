@@ -743,19 +743,33 @@ impl Config {
             if !(1..=65_536).contains(&s.max_pending_acks) {
                 bad(&k("max_pending_acks"), "must be 1–65536".into());
             }
+            if s.kind == SourceKind::Printer && s.format() != Format::Escpos {
+                bad(
+                    &k("format"),
+                    "a printer tap reads ESC/POS: leave format out or set \"escpos\"".into(),
+                );
+            }
             match s.kind {
+                SourceKind::Printer if s.device.is_some() => {
+                    // A serial printer tap: the register's port and the printer's port.
+                    if s.listen.is_some() {
+                        bad(
+                            &k("listen"),
+                            "a serial printer tap (device set) does not listen; remove listen or device".into(),
+                        );
+                    }
+                    if !s.printer.as_deref().is_some_and(|p| p.starts_with('/')) {
+                        bad(
+                            &k("printer"),
+                            "a serial printer tap needs the printer's device path (e.g. /dev/ttyUSB1)".into(),
+                        );
+                    }
+                }
                 SourceKind::Tcp | SourceKind::Printer => {
                     if s.listen.is_none() {
                         bad(
                             &k("listen"),
                             format!("a {} source needs a listen address", s.kind.as_str()),
-                        );
-                    }
-                    if s.kind == SourceKind::Printer && s.format() != Format::Escpos {
-                        bad(
-                            &k("format"),
-                            "a printer tap reads ESC/POS: leave format out or set \"escpos\""
-                                .into(),
                         );
                     }
                     if s.kind == SourceKind::Printer && s.printer.is_none() {

@@ -34,6 +34,71 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SourceContext>, outbox: Outbo
     relay.abort();
 }
 
+/// Where a serial printer tap's two ports are.
+#[derive(Debug, Clone)]
+pub struct SerialTap {
+    /// The port the register prints to.
+    pub register: std::path::PathBuf,
+    /// The port the real printer hangs on.
+    pub printer: std::path::PathBuf,
+    /// Line speed of both.
+    pub baud: u32,
+}
+
+/// Runs a serial printer tap (two ports) until the outbox closes: relays byte-exact
+/// between the ports and records receipts from the copy. A lost port (unplug, printer
+/// switched off) ends the relay; both ports are reopened after a pause.
+pub async fn serve_serial(ctx: Arc<SourceContext>, outbox: Outbox, tap: SerialTap) {
+    let (copies_tx, copies) = mpsc::channel(COPIES);
+    let stats = Arc::new(TapStats::default());
+    let name = ctx.origin.name.as_str().to_string();
+    let relay = tokio::task::spawn_blocking(move || {
+        let open = |p: &std::path::Path| serialport::new(p.to_string_lossy(), tap.baud).open();
+        let mut logged = false;
+        loop {
+            let handle = match (open(&tap.register), open(&tap.printer)) {
+                (Ok(r), Ok(p)) => {
+                    printer_tap::spawn_serial_relay(r, p, copies_tx.clone(), stats.clone())
+                }
+                (r, p) => {
+                    if !logged {
+                        let e = r
+                            .err()
+                            .or(p.err())
+                            .map(|e| e.to_string())
+                            .unwrap_or_default();
+                        tracing::warn!(source = %name, error = %e, "serial printer tap cannot open its ports; retrying every 2 s");
+                        logged = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    continue;
+                }
+            };
+            match handle {
+                Ok(h) => {
+                    logged = false;
+                    tracing::info!(source = %name, "serial printer tap relaying");
+                    while !h.is_finished() && !copies_tx.is_closed() {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    if let Err(e) = h.stop() {
+                        tracing::warn!(source = %name, error = %e, "serial printer tap lost a port; reopening");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(source = %name, error = %e, "serial printer tap cannot start")
+                }
+            }
+            if copies_tx.is_closed() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    });
+    receipts(&ctx, &outbox, copies).await;
+    drop(relay);
+}
+
 /// Splits each connection's copy at paper cuts and submits every receipt.
 pub async fn receipts(ctx: &SourceContext, outbox: &Outbox, mut copies: mpsc::Receiver<TapEvent>) {
     let opts = escpos::Options {
