@@ -4,9 +4,10 @@ use crate::config::{Config, Framing, SourceConfig, SourceKind};
 use crate::event::{Origin, RegisterId, SourceName};
 use crate::ingest::{KeyRule, SourceContext};
 use crate::ops::health::BEAT_EVERY;
-use crate::ops::systemd;
+use crate::ops::{metrics, systemd};
 use crate::outbox::{Outbox, OutboxError, schema};
 use crate::source::printer_tap::TapConfig;
+use crate::source::printer_tap::TapStats;
 use crate::source::serial::port::{Device, PortSettings};
 use crate::source::tcp::{self, Limits};
 use crate::uplink::{self, UplinkSettings, UplinkSetupError};
@@ -70,15 +71,13 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             "insecure_plaintext = true: events cross the network unencrypted; never use this outside a lab"
         );
     }
-    if let Some(m) = &cfg.metrics {
-        tracing::warn!(listen = %m.listen, "[metrics] is set but this version serves no metrics endpoint yet");
-    }
     let settings = UplinkSettings::from_config(cfg)?;
     let (outbox, writer) = Outbox::open(&cfg.outbox).map_err(|source| StartError::Outbox {
         path: cfg.outbox.path.display().to_string(),
         source,
     })?;
     let mut listening = Vec::new();
+    let mut taps = Vec::new();
     for s in &cfg.sources {
         let ctx = Arc::new(SourceContext {
             store_id: cfg.store_id.clone(),
@@ -117,10 +116,13 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
                     baud: s.baud.unwrap_or(9600),
                 };
                 tracing::info!(source = %s.name, register = %register.display(), printer = %printer, "serial printer tap");
+                let stats = Arc::new(TapStats::default());
+                taps.push((s.name.clone(), stats.clone()));
                 tokio::spawn(crate::source::printer::serve_serial(
                     ctx,
                     outbox.clone(),
                     tap,
+                    stats,
                 ));
             }
             SourceKind::Tcp | SourceKind::Printer => {
@@ -140,11 +142,14 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
                         idle_timeout: Duration::from_secs(s.idle_timeout_s),
                         ..TapConfig::new(printer.clone())
                     };
+                    let stats = Arc::new(TapStats::default());
+                    taps.push((s.name.clone(), stats.clone()));
                     tokio::spawn(crate::source::printer::serve(
                         listener,
                         ctx,
                         outbox.clone(),
                         tap,
+                        stats,
                     ));
                     continue;
                 }
@@ -158,6 +163,24 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
                 tokio::spawn(tcp::serve(listener, ctx, outbox.clone(), limits));
             }
         }
+    }
+    if let Some(m) = &cfg.metrics {
+        let listener = tokio::net::TcpListener::bind(m.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                name: "metrics".into(),
+                addr: m.listen,
+                source,
+            })?;
+        let bound = listener.local_addr().unwrap_or(m.listen);
+        tracing::info!(addr = %bound, "serving Prometheus metrics on /metrics");
+        listening.push(("metrics".into(), bound));
+        let sources = Arc::new(metrics::Sources {
+            reader: crate::outbox::queue::Reader::new(schema::open_reader(&cfg.outbox.path)?),
+            uplink: settings.counters.clone(),
+            taps,
+        });
+        tokio::spawn(metrics::serve(listener, sources));
     }
     let reader = crate::outbox::queue::Reader::new(schema::open_reader(&cfg.outbox.path)?);
     tokio::spawn(uplink::run(settings, outbox.clone(), reader));

@@ -2,5 +2,6 @@
 
 pub mod dry_run;
 pub mod health;
+pub mod metrics;
 pub mod status;
 pub mod systemd;

@@ -18,9 +18,14 @@ use tokio::sync::{mpsc, watch};
 const COPIES: usize = 256;
 
 /// Runs a TCP printer tap until the outbox closes.
-pub async fn serve(listener: TcpListener, ctx: Arc<SourceContext>, outbox: Outbox, cfg: TapConfig) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<SourceContext>,
+    outbox: Outbox,
+    cfg: TapConfig,
+    stats: Arc<TapStats>,
+) {
     let (copies_tx, copies) = mpsc::channel(COPIES);
-    let stats = Arc::new(TapStats::default());
     // Never signalled: the tap lives as long as the agent.
     let (_shutdown, shutdown_rx) = watch::channel(false);
     let relay = tokio::spawn(printer_tap::serve(
@@ -48,9 +53,13 @@ pub struct SerialTap {
 /// Runs a serial printer tap (two ports) until the outbox closes: relays byte-exact
 /// between the ports and records receipts from the copy. A lost port (unplug, printer
 /// switched off) ends the relay; both ports are reopened after a pause.
-pub async fn serve_serial(ctx: Arc<SourceContext>, outbox: Outbox, tap: SerialTap) {
+pub async fn serve_serial(
+    ctx: Arc<SourceContext>,
+    outbox: Outbox,
+    tap: SerialTap,
+    stats: Arc<TapStats>,
+) {
     let (copies_tx, copies) = mpsc::channel(COPIES);
-    let stats = Arc::new(TapStats::default());
     let name = ctx.origin.name.as_str().to_string();
     let relay = tokio::task::spawn_blocking(move || {
         let open = |p: &std::path::Path| serialport::new(p.to_string_lossy(), tap.baud).open();

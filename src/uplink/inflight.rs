@@ -6,6 +6,7 @@
 
 use crate::event::RowId;
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// What a publish carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub enum Carried {
 #[derive(Debug, Default)]
 pub struct Inflight {
     handed: VecDeque<Carried>,
-    on_wire: HashMap<u16, Carried>,
+    on_wire: HashMap<u16, (Carried, Instant)>,
 }
 
 /// A packet id the session never announced: the mapping cannot be trusted any more.
@@ -37,15 +38,18 @@ impl Inflight {
     /// The client wrote the oldest handed publish with this packet id.
     pub fn written(&mut self, pkid: u16) -> Result<(), Desync> {
         let c = self.handed.pop_front().ok_or(Desync(pkid))?;
-        if self.on_wire.insert(pkid, c).is_some() {
+        if self.on_wire.insert(pkid, (c, Instant::now())).is_some() {
             return Err(Desync(pkid));
         }
         Ok(())
     }
 
-    /// The broker acknowledged this packet id.
-    pub fn acked(&mut self, pkid: u16) -> Result<Carried, Desync> {
-        self.on_wire.remove(&pkid).ok_or(Desync(pkid))
+    /// The broker acknowledged this packet id: what it carried and its round trip.
+    pub fn acked(&mut self, pkid: u16) -> Result<(Carried, Duration), Desync> {
+        self.on_wire
+            .remove(&pkid)
+            .map(|(c, at)| (c, at.elapsed()))
+            .ok_or(Desync(pkid))
     }
 
     /// Publishes not yet acknowledged.
@@ -71,12 +75,12 @@ mod tests {
         f.handed(Carried::Event(RowId(11)));
         f.written(1).unwrap();
         f.written(2).unwrap();
-        assert_eq!(f.acked(2), Ok(Carried::Status));
+        assert_eq!(f.acked(2).map(|a| a.0), Ok(Carried::Status));
         f.written(3).unwrap();
-        assert_eq!(f.acked(3), Ok(Carried::Event(RowId(11))));
-        assert_eq!(f.acked(1), Ok(Carried::Event(RowId(10))));
+        assert_eq!(f.acked(3).map(|a| a.0), Ok(Carried::Event(RowId(11))));
+        assert_eq!(f.acked(1).map(|a| a.0), Ok(Carried::Event(RowId(10))));
         assert!(f.is_empty());
-        assert_eq!(f.acked(1), Err(Desync(1)));
+        assert_eq!(f.acked(1).map(|a| a.0), Err(Desync(1)));
         assert_eq!(f.written(4), Err(Desync(4)));
     }
 }

@@ -2,6 +2,7 @@
 //! only on the PUBACK of the packet that carried it.
 
 pub mod backoff;
+pub mod counters;
 pub mod inflight;
 pub mod session;
 pub mod tls;
@@ -11,9 +12,11 @@ use crate::event::RowId;
 use crate::ops::health::{BEAT_EVERY, Stage, sleep_beating};
 use crate::outbox::{Outbox, queue};
 use backoff::Backoff;
+use counters::UplinkCounters;
 use inflight::{Carried, Inflight, RecentAcks};
 use serde_json::json;
 use session::{Session, SessionEvent, SessionOptions};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a broker may take to answer CONNECT.
@@ -35,6 +38,8 @@ pub struct UplinkSettings {
     pub prefix: String,
     /// Reconnect delays.
     pub backoff: Backoff,
+    /// What the uplink counts, for the metrics endpoint.
+    pub counters: Arc<UplinkCounters>,
 }
 
 /// Why the uplink could not be configured.
@@ -82,6 +87,7 @@ impl UplinkSettings {
             },
             prefix,
             backoff: Backoff::new(u.backoff_floor(), u.backoff_cap()),
+            counters: Arc::default(),
         })
     }
 }
@@ -122,6 +128,11 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
             Err(e) => e,
         };
         outbox.link_state(false, reason.clone());
+        settings
+            .counters
+            .connected
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        UplinkCounters::inc(&settings.counters.reconnects);
         match &mut outage {
             None => {
                 tracing::warn!(error = %reason, broker = %settings.session.host, port = settings.session.port,
@@ -174,6 +185,10 @@ async fn drive(
         ),
         None => tracing::info!(broker = %settings.session.host, "uplink connected"),
     }
+    settings
+        .counters
+        .connected
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     outbox.link_state(
         true,
         format!(
@@ -204,16 +219,17 @@ async fn drive(
                 }
                 let topic = format!("{}/{}/{}", settings.prefix, r.register_id, r.event_type);
                 session.publish(topic, r.payload.into(), false)?;
+                UplinkCounters::inc(&settings.counters.publishes);
                 inflight.handed(Carried::Event(r.row));
             }
         }
         tokio::select! {
             ev = session.next() => {
-                handle(ev?, &mut inflight, outbox, delivered)?;
+                handle(ev?, &mut inflight, outbox, delivered, &settings.counters)?;
                 // Drain whatever else is ready without re-querying in between.
                 while delivered.len() < window {
                     match session.try_next() {
-                        Some(ev) => handle(ev?, &mut inflight, outbox, delivered)?,
+                        Some(ev) => handle(ev?, &mut inflight, outbox, delivered, &settings.counters)?,
                         None => break,
                     }
                 }
@@ -245,13 +261,20 @@ fn handle(
     inflight: &mut Inflight,
     outbox: &Outbox,
     delivered: &mut Vec<RowId>,
+    counters: &UplinkCounters,
 ) -> Result<(), String> {
     match ev {
         SessionEvent::Written(pkid) => inflight.written(pkid).map_err(|e| e.to_string())?,
         SessionEvent::PubAck { pkid, failure } => {
-            match (inflight.acked(pkid).map_err(|e| e.to_string())?, failure) {
-                (Carried::Event(row), None) => delivered.push(row),
+            let (carried, rtt) = inflight.acked(pkid).map_err(|e| e.to_string())?;
+            counters.rtt(rtt);
+            match (carried, failure) {
+                (Carried::Event(row), None) => {
+                    UplinkCounters::inc(&counters.pubacks);
+                    delivered.push(row);
+                }
                 (Carried::Event(row), Some(reason)) => {
+                    UplinkCounters::inc(&counters.refused);
                     tracing::error!(row = row.0, %reason, "broker refused an event; moved to the dead letters");
                     outbox.rejected(row, reason);
                 }
