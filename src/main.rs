@@ -182,13 +182,43 @@ fn main() -> ExitCode {
 }
 
 /// `directives` is an EnvFilter default such as `posedge=info,warn`; RUST_LOG overrides it.
+/// Under systemd (stderr is the journal stream) events go to the journal with their
+/// fields as journal fields (SOURCE, REGISTER, EVENT_ID, SEQ, ERROR, …) and priorities
+/// from their levels; elsewhere they are human-readable lines on stderr.
 fn init_logs(directives: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let journal = stderr_is_journal()
+        .then(|| tracing_journald::layer().ok())
+        .flatten()
+        .map(|l| l.with_syslog_identifier("posedge".into()));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match journal {
+        Some(layer) => registry.with(layer).try_init(),
+        None => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+}
+
+/// systemd sets JOURNAL_STREAM to the device and inode of the journal socket it connected
+/// to stderr (systemd.exec(5)); a redirected stderr keeps the variable but not the inode.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+        v.split_once(':')
+            .map(|(d, i)| (d.parse::<u64>(), i.parse::<u64>()))
+    }) else {
+        return false;
+    };
+    let fd = std::os::fd::AsFd::as_fd(&std::io::stderr())
+        .try_clone_to_owned()
+        .ok()
+        .map(std::fs::File::from);
+    matches!((dev, ino, fd.and_then(|f| f.metadata().ok())),
+        (Ok(d), Ok(i), Some(m)) if m.dev() == d && m.ino() == i)
 }
 
 /// A read-only connection to the outbox named in a config file.
