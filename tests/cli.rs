@@ -150,14 +150,17 @@ fn decode_is_a_dry_run_with_rejections_on_stderr_and_exit_1() {
          type=transaction seq=2 reg=reg-4 item.1.sku=42 item.1.qty=1 item.1.ext=1.50 tender.1.type=cash tender.1.amount=1.50\n",
     )
     .unwrap();
-    let out = posedge(&[
-        "decode",
-        "--format",
-        "kv",
-        "--currency",
-        "EUR",
-        good.to_str().unwrap(),
-    ]);
+    let decode_kv = |file: &std::path::Path, currency: &str| {
+        posedge(&[
+            "decode",
+            "--format",
+            "kv",
+            "--currency",
+            currency,
+            file.to_str().unwrap(),
+        ])
+    };
+    let out = decode_kv(&good, "EUR");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -174,14 +177,7 @@ fn decode_is_a_dry_run_with_rejections_on_stderr_and_exit_1() {
         "type=transaction seq=3 item.1.qty=1 item.1.ext=1.505\n",
     )
     .unwrap();
-    let out = posedge(&[
-        "decode",
-        "--format",
-        "kv",
-        "--currency",
-        "EUR",
-        bad.to_str().unwrap(),
-    ]);
+    let out = decode_kv(&bad, "EUR");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -190,14 +186,7 @@ fn decode_is_a_dry_run_with_rejections_on_stderr_and_exit_1() {
     );
     assert!(out.stdout.is_empty());
 
-    let out = posedge(&[
-        "decode",
-        "--format",
-        "kv",
-        "--currency",
-        "euro",
-        good.to_str().unwrap(),
-    ]);
+    let out = decode_kv(&good, "euro");
     assert_eq!(out.status.code(), Some(2));
 }
 

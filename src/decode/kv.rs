@@ -950,15 +950,7 @@ fn transaction(r: &Rec, cur: Currency, shorthand: Option<&str>) -> Result<Transa
 // Encoder: the simulated register's kv output.
 
 /// Members the agent owns: a register never sends them, so the encoder leaves them out.
-const AGENT_FIELDS: [&str; 7] = [
-    "schema",
-    "event_id",
-    "idempotency_key",
-    "store_id",
-    "source",
-    "seq",
-    "received_at",
-];
+use crate::event::AGENT_FIELDS;
 
 /// Envelope members and the keys the encoder writes them as, in writing order.
 const ENVELOPE: [(&str, &str); 5] = [

@@ -238,13 +238,7 @@ impl Decoder {
         }
         self.in_bands = false;
         let mut lines = std::mem::take(&mut self.lines);
-        let last = lines
-            .iter()
-            .rposition(|l| !l.is_empty())
-            .map_or(0, |i| i + 1);
-        lines.truncate(last);
-        let first = lines.iter().position(|l| !l.is_empty()).unwrap_or(0);
-        lines.drain(..first);
+        trim_blank_edges(&mut lines);
         let receipt = Receipt {
             image_only: self.images > 0 && lines.is_empty(),
             lines,
@@ -308,4 +302,16 @@ fn code128_text(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Drops the empty lines before the first and after the last printed line: feeds around
+/// a receipt are paper, not content.
+pub(super) fn trim_blank_edges(lines: &mut Vec<String>) {
+    let last = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(0, |i| i + 1);
+    lines.truncate(last);
+    let first = lines.iter().position(|l| !l.is_empty()).unwrap_or(0);
+    lines.drain(..first);
 }

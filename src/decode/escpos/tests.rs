@@ -554,13 +554,7 @@ fn receipt() -> impl Strategy<Value = (CodePage, Receipt)> {
                     .iter()
                     .map(|l| l.trim_end_matches(' ').to_owned())
                     .collect();
-                let last = lines
-                    .iter()
-                    .rposition(|l| !l.is_empty())
-                    .map_or(0, |i| i + 1);
-                lines.truncate(last);
-                let first = lines.iter().position(|l| !l.is_empty()).unwrap_or(0);
-                lines.drain(..first);
+                super::decode::trim_blank_edges(&mut lines);
                 let r = Receipt {
                     lines,
                     barcodes,
