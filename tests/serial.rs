@@ -16,7 +16,7 @@ use std::time::Duration;
 fn serial_source(name: &str, link: &Path, baud: u32, framing: &str, format: &str) -> String {
     format!(
         "[[source]]\nname = \"{name}\"\nkind = \"serial\"\ndevice = \"{}\"\nbaud = {baud}\n\
-         framing = \"{framing}\"\nformat = \"{format}\"\ncurrency = \"EUR\"\n\n",
+         framing = \"{framing}\"\nformat = \"{format}\"\ncurrency = \"EUR\"\nregister_id = \"reg-{name}\"\n\n",
         link.display()
     )
 }
@@ -207,4 +207,26 @@ fn fifty_unplugs_lose_nothing_but_torn_frames_which_are_dead_lettered() {
         "{letters:?}"
     );
     assert_eq!(sub.seen().unique(), 1000);
+}
+
+#[test]
+fn a_raw_serial_print_stream_becomes_receipts_split_at_the_cut() {
+    let mut w = World::new();
+    w.start_broker();
+    let lan_port = free_port();
+    let link = w.path("printer-port");
+    let sources = serial_source("receipts", &link, 38400, "raw", "escpos");
+    let cfg = w.agent_config_with(lan_port, "", "", &sources);
+    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    let r = report(sim(
+        &link,
+        "reg-r",
+        &["--count", "40", "--framing", "raw", "--format", "escpos"],
+        &w.path("receipts.ndjson"),
+    ));
+    assert_eq!(r["generated"], 40, "{r}");
+    eventually(Duration::from_secs(20), "every receipt recorded", || {
+        source(&status(&cfg), "receipts")["received"] == 40
+    });
+    assert_eq!(source(&status(&cfg), "receipts")["dead_letters"], 0);
 }

@@ -11,6 +11,7 @@ use super::record::{self, Queued};
 use crate::clock::now_rfc3339;
 use crate::ingest::{SourceContext, prepare, refused};
 use crate::outbox::{Outbox, OutboxError};
+use crate::source::printer_tap::{SERIAL_PEER, TapEvent};
 use framing::{Frame, Framing};
 use port::{PortEvent, PortSettings, PortWriter};
 use std::sync::Arc;
@@ -51,7 +52,39 @@ pub async fn serve(ctx: Arc<SourceContext>, outbox: Outbox, settings: PortSettin
     let (answers_tx, answers_rx) = mpsc::channel::<Pending>(EVENTS);
     let answers = tokio::spawn(answer(ctx.clone(), writer, answers_rx));
     let alarm = format!("serial_disconnected:{name}");
+    // raw: the port is a print stream (a printer port read directly); receipts are split
+    // at paper cuts exactly as a printer tap splits them.
+    let (raw_tx, raw_rx) = mpsc::channel(EVENTS);
+    let receipts = (framing == Framing::Raw).then(|| {
+        let (ctx, outbox) = (ctx.clone(), outbox.clone());
+        tokio::spawn(async move { crate::source::printer::receipts(&ctx, &outbox, raw_rx).await })
+    });
+    let mut conn = 0u64;
     while let Some(ev) = events.recv().await {
+        let raw = match (&receipts, &ev) {
+            (None, _) => None,
+            (Some(_), PortEvent::Opened { .. }) => {
+                conn += 1;
+                Some(TapEvent::Opened {
+                    conn,
+                    peer: SERIAL_PEER,
+                })
+            }
+            (Some(_), PortEvent::Frame(Frame::Record(bytes))) => Some(TapEvent::Data {
+                conn,
+                bytes: bytes.clone().into(),
+            }),
+            (Some(_), PortEvent::Closed { .. }) => Some(TapEvent::Closed { conn }),
+            (Some(_), _) => None,
+        };
+        if let Some(tap) = raw {
+            if raw_tx.send(tap).await.is_err() {
+                break;
+            }
+            if matches!(ev, PortEvent::Frame(_)) {
+                continue;
+            }
+        }
         let (record, reply) = match ev {
             PortEvent::Opened { path } => {
                 tracing::info!(source = %name, device = %path.display(), "serial port open");
@@ -95,7 +128,11 @@ pub async fn serve(ctx: Arc<SourceContext>, outbox: Outbox, settings: PortSettin
         }
     }
     drop(answers_tx);
+    drop(raw_tx);
     let _ = answers.await;
+    if let Some(r) = receipts {
+        let _ = r.await;
+    }
     tokio::task::spawn_blocking(move || handle.stop());
     let _ = forward.await;
 }
