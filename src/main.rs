@@ -193,7 +193,12 @@ fn init_logs(directives: &str) {
     let journal = stderr_is_journal()
         .then(|| tracing_journald::layer().ok())
         .flatten()
-        .map(|l| l.with_syslog_identifier("posedge".into()));
+        // Unprefixed fields, so `journalctl SOURCE=lane2` works; none of ours collides
+        // with journald's own (theirs are upper-case or start with `_`).
+        .map(|l| {
+            l.with_syslog_identifier("posedge".into())
+                .with_field_prefix(None)
+        });
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match journal {
         Some(layer) => registry.with(layer).try_init(),
