@@ -57,6 +57,15 @@ fn source<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no source {name} in {status}"))
 }
 
+/// A broker, and the agent with the given serial sources (beside its LAN source).
+fn agent_with(w: &mut World, sources: &str) -> (std::path::PathBuf, Agent) {
+    w.start_broker();
+    let lan_port = free_port();
+    let cfg = w.agent_config_with(lan_port, "", "", sources);
+    let agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    (cfg, agent)
+}
+
 fn all_delivered(sub: &Subscriber, keys: &[String]) -> bool {
     let seen = sub.seen();
     keys.iter().all(|k| seen.by_key.contains_key(k))
@@ -65,13 +74,10 @@ fn all_delivered(sub: &Subscriber, keys: &[String]) -> bool {
 #[test]
 fn ten_thousand_frames_at_two_baud_rates_with_damaged_frames_nacked() {
     let mut w = World::new();
-    w.start_broker();
-    let lan_port = free_port();
     let (slow, fast) = (w.path("reg-slow"), w.path("reg-fast"));
     let sources = serial_source("slow", &slow, 9600, "lf", "ndjson")
         + &serial_source("fast", &fast, 115200, "stx_etx", "kv");
-    let cfg = w.agent_config_with(lan_port, "", "", &sources);
-    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    let (cfg, _agent) = agent_with(&mut w, &sources);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _g = rt.enter();
     let sub = w.subscriber(MqttVersion::V5);
@@ -147,12 +153,11 @@ fn ten_thousand_frames_at_two_baud_rates_with_damaged_frames_nacked() {
 #[test]
 fn fifty_unplugs_lose_nothing_but_torn_frames_which_are_dead_lettered() {
     let mut w = World::new();
-    w.start_broker();
-    let lan_port = free_port();
     let link = w.path("reg-usb");
-    let sources = serial_source("usb", &link, 115200, "stx_etx", "ndjson");
-    let cfg = w.agent_config_with(lan_port, "", "", &sources);
-    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    let (cfg, _agent) = agent_with(
+        &mut w,
+        &serial_source("usb", &link, 115200, "stx_etx", "ndjson"),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _g = rt.enter();
     let sub = w.subscriber(MqttVersion::V5);
@@ -212,12 +217,11 @@ fn fifty_unplugs_lose_nothing_but_torn_frames_which_are_dead_lettered() {
 #[test]
 fn a_raw_serial_print_stream_becomes_receipts_split_at_the_cut() {
     let mut w = World::new();
-    w.start_broker();
-    let lan_port = free_port();
     let link = w.path("printer-port");
-    let sources = serial_source("receipts", &link, 38400, "raw", "escpos");
-    let cfg = w.agent_config_with(lan_port, "", "", &sources);
-    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+    let (cfg, _agent) = agent_with(
+        &mut w,
+        &serial_source("receipts", &link, 38400, "raw", "escpos"),
+    );
     let r = report(sim(
         &link,
         "reg-r",
