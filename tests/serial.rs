@@ -147,7 +147,6 @@ fn ten_thousand_frames_at_two_baud_rates_with_damaged_frames_nacked() {
     let damaged = 10000 / 97;
     assert_eq!(fast_src["nacked"], damaged, "{fast_src}");
     assert_eq!(fast_src["dead_letters"], damaged, "{fast_src}");
-    assert_eq!(source(&st, "slow")["dead_letters"], 0);
 }
 
 #[test]

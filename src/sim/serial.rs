@@ -102,6 +102,7 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
         }
         let mut damaged = t.corrupt_every.is_some_and(|k| n % k == 0) && answers;
         let mut tries = 0u32;
+        let first_try = Instant::now();
         let outcome = loop {
             tries += 1;
             let mut bytes = frame.clone();
@@ -114,12 +115,17 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
                 };
             }
             // Only the first copy is damaged; a re-send is what the register meant.
+            let after_damaged =
+                tries == 2 && t.corrupt_every.is_some_and(|k| n % k == 0) && answers;
             let was_damaged = std::mem::take(&mut damaged);
             if tries > 1 {
                 report.resent += 1;
             }
-            // An answer to an earlier copy of a frame must not be taken for this one's.
-            let _ = line.port.clear(serialport::ClearBuffer::Input);
+            // Answers to an earlier frame must not count for this one; an answer to an
+            // earlier copy of this same frame does (the agent stores it once).
+            if tries == 1 || after_damaged {
+                let _ = line.port.clear(serialport::ClearBuffer::Input);
+            }
             let sent_at = Instant::now();
             if write_fully(&mut line.port, &bytes).is_err() {
                 // The line is gone (a real device unplugged): reopen and re-send.
@@ -139,10 +145,12 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
                 }
                 Some(_) if was_damaged => {}
                 Some(_) => break Some(false),
-                None if tries >= 20 => {
+                // Like a register, keep re-sending while the agent is away (reopening a
+                // port, busy); give up only after --give-up-s of silence.
+                None if first_try.elapsed() > o.give_up_after => {
                     return Err(SimError::Unreachable {
                         addr: ([0, 0, 0, 0], 0).into(),
-                        secs: t.answer_timeout.as_secs() * 20,
+                        secs: o.give_up_after.as_secs(),
                         last: "no ACK/NAK on the serial line".into(),
                     });
                 }
