@@ -57,6 +57,14 @@ fn source<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no source {name} in {status}"))
 }
 
+/// One serial test at a time: two agents replugging ptys side by side once left one
+/// agent silent for 120 s (under investigation, see the issue notes); alone they pass.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial_test() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A broker, and the agent with the given serial sources (beside its LAN source).
 fn agent_with(w: &mut World, sources: &str) -> (std::path::PathBuf, Agent) {
     w.start_broker();
@@ -73,6 +81,7 @@ fn all_delivered(sub: &Subscriber, keys: &[String]) -> bool {
 
 #[test]
 fn ten_thousand_frames_at_two_baud_rates_with_damaged_frames_nacked() {
+    let _one = serial_test();
     let mut w = World::new();
     let (slow, fast) = (w.path("reg-slow"), w.path("reg-fast"));
     let sources = serial_source("slow", &slow, 9600, "lf", "ndjson")
@@ -151,6 +160,7 @@ fn ten_thousand_frames_at_two_baud_rates_with_damaged_frames_nacked() {
 
 #[test]
 fn fifty_unplugs_lose_nothing_but_torn_frames_which_are_dead_lettered() {
+    let _one = serial_test();
     let mut w = World::new();
     let link = w.path("reg-usb");
     let (cfg, _agent) = agent_with(
@@ -215,6 +225,7 @@ fn fifty_unplugs_lose_nothing_but_torn_frames_which_are_dead_lettered() {
 
 #[test]
 fn a_raw_serial_print_stream_becomes_receipts_split_at_the_cut() {
+    let _one = serial_test();
     let mut w = World::new();
     let link = w.path("printer-port");
     let (cfg, _agent) = agent_with(
