@@ -8,6 +8,7 @@ use posedge::demo::mosquitto::Mosquitto;
 use posedge::sim::subscriber::Subscriber;
 use posedge::uplink::session::SessionOptions;
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -166,15 +167,26 @@ impl Agent {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_posedge"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_posedge"));
+        child
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "posedge=debug")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+            .stderr(out);
+        // An agent outliving a killed test run would keep polling its stale pty link and
+        // could open a pty a later test's register is using.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            child.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
+        let child = child.spawn().unwrap();
         wait_port(lan_port, true, Duration::from_secs(10));
         Agent { child, log }
     }

@@ -619,8 +619,8 @@ impl Reader {
                     | io::ErrorKind::WouldBlock => {
                         if last_check.elapsed() >= VANISH_CHECK {
                             last_check = Instant::now();
-                            if fs::symlink_metadata(path).is_err() {
-                                return ReadEnd::Closed("device vanished".into());
+                            if let Some(reason) = self.moved_or_vanished(path) {
+                                return ReadEnd::Closed(reason);
                             }
                         }
                     }
@@ -632,6 +632,25 @@ impl Reader {
                     _ => return ReadEnd::Closed(format!("read error: {e}")),
                 },
             }
+        }
+    }
+
+    /// Why the open node is no longer the configured device, if it is not. A by-id link
+    /// (or a USB match) that now resolves elsewhere means the adapter came back under a
+    /// new name while the old node lingered, or the old name was handed to another
+    /// device: reading on would capture someone else's line and leave this register
+    /// unanswered.
+    fn moved_or_vanished(&self, open: &Path) -> Option<String> {
+        if fs::symlink_metadata(open).is_err() {
+            return Some("device vanished".into());
+        }
+        match self.resolve() {
+            Ok(now) if now != open => Some(format!(
+                "{} now resolves to {}: device replaced",
+                self.settings.device,
+                now.display()
+            )),
+            _ => None,
         }
     }
 
@@ -865,6 +884,38 @@ mod tests {
         assert_eq!(expect_record(&rx), b"after replug");
         h.write(&[0x06]).unwrap();
         assert_eq!(b.read_master(1), vec![0x06]);
+        h.stop();
+    }
+
+    #[test]
+    fn a_link_repointed_while_the_old_node_lives_moves_the_reader_to_the_new_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("by-id-register");
+        let mut a = pty();
+        point(&link, &a.path);
+        let (tx, rx) = sync_channel(16);
+        let h = spawn(
+            "reg".into(),
+            settings(Device::Path(link.clone()), Framing::Lf, 9600),
+            Roots::default(),
+            tx,
+        )
+        .unwrap();
+        assert_eq!(expect_opened(&rx), a.path);
+        // The old node stays alive (it now belongs to someone else): only the link says
+        // where this register went.
+        let mut b = pty();
+        point(&link, &b.path);
+        let reason = expect_closed(&rx);
+        assert!(reason.contains("device replaced"), "{reason}");
+        assert_eq!(expect_opened(&rx), b.path);
+        b.send(b"on the new device\n");
+        assert_eq!(expect_record(&rx), b"on the new device");
+        a.send(b"not ours\n");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the old node is no longer read"
+        );
         h.stop();
     }
 
