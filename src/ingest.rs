@@ -139,7 +139,11 @@ fn stamp(
         })),
     );
     fields.insert("received_at".into(), text(received_at));
+    let integrity_flagged = fields
+        .get("body")
+        .is_some_and(|b| b.get().contains("\"integrity\":[\""));
     let event = PendingEvent {
+        integrity_flagged,
         body: fields,
         idempotency_key: key,
         register_id: register,

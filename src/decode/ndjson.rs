@@ -1,7 +1,8 @@
 //! NDJSON: the canonical input, one `posedge.event/1` object per line without the
 //! agent-owned fields.
 
-use crate::event::{AGENT_FIELDS, EVENT_TYPES, Fields};
+use crate::event::{AGENT_FIELDS, EVENT_TYPES, Fields, raw as raw_member};
+use crate::model::Transaction;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
@@ -25,14 +26,14 @@ pub fn decode(raw: &[u8]) -> Result<Fields, String> {
         map.remove(*f);
     }
     let member = |key: &str| map.get(key).map(|r| r.get());
-    match member("event_type").map(serde_json::from_str::<Value>) {
-        Some(Ok(Value::String(t))) if EVENT_TYPES.contains(&t.as_str()) => {}
+    let is_transaction = match member("event_type").map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::String(t))) if EVENT_TYPES.contains(&t.as_str()) => t == "transaction",
         Some(Ok(Value::String(t))) => {
             return Err(format!("unknown event_type {t:?}"));
         }
         Some(_) => return Err("event_type must be a string".into()),
         None => return Err("event_type is missing".into()),
-    }
+    };
     for key in ["register_id", "business_day", "operator_id", "occurred_at"] {
         match member(key).map(serde_json::from_str::<Option<String>>) {
             None | Some(Ok(_)) => {}
@@ -59,7 +60,39 @@ pub fn decode(raw: &[u8]) -> Result<Fields, String> {
             return Err(format!("flags.{k} must be true or false"));
         }
     }
+    if is_transaction && let Some(body) = map.get("body") {
+        let flagged = integrity(body.get());
+        if let Some(findings) = flagged {
+            let mut object: serde_json::Map<String, Value> =
+                serde_json::from_str(body.get()).unwrap_or_default();
+            object.remove("integrity");
+            if !findings.is_empty() {
+                object.insert("integrity".into(), Value::from(findings));
+            }
+            map.insert("body".into(), raw_member(&Value::Object(object)));
+        }
+    }
     Ok(map)
+}
+
+/// The integrity findings for a transaction body (`None`: nothing to flag and nothing
+/// claimed). The checks are the agent's, like for
+/// every other format: a register's own `integrity` member is replaced, and a body
+/// that is not a transaction is flagged as such, never refused (the sale happened).
+fn integrity(body: &str) -> Option<Vec<String>> {
+    let findings = match serde_json::from_str::<Transaction>(body) {
+        Ok(t) => {
+            let found = t.check_integrity();
+            // Rewritten whenever there is something to say, so the member is always in
+            // the agent's own compact form (ingest counts flagged events by it).
+            if found.is_empty() && t.integrity.is_empty() {
+                return None;
+            }
+            found
+        }
+        Err(e) => vec![format!("body is not a posedge.event/1 transaction: {e}")],
+    };
+    Some(findings)
 }
 
 #[cfg(test)]
@@ -72,6 +105,66 @@ mod tests {
             .unwrap();
         assert!(!m.contains_key("seq") && !m.contains_key("event_id"));
         assert_eq!(m["register_id"].get(), "\"r1\"");
+    }
+
+    fn generated_transaction() -> Value {
+        let mut g = crate::sim::generate::Generator::new(
+            5,
+            crate::sim::generate::Profile::Retail,
+            "reg-1",
+            "2026-11-27",
+        );
+        std::iter::repeat_with(|| g.next_event())
+            .find(|e| e["event_type"] == "transaction")
+            .unwrap()
+    }
+
+    fn body_of(event: &Value) -> Value {
+        let m = decode(&serde_json::to_vec(event).unwrap()).unwrap();
+        serde_json::from_str(m["body"].get()).unwrap()
+    }
+
+    #[test]
+    fn a_consistent_transaction_passes_unchanged() {
+        let ev = generated_transaction();
+        assert_eq!(body_of(&ev), ev["body"]);
+    }
+
+    #[test]
+    fn totals_that_do_not_add_up_are_flagged_with_the_figures_never_fixed() {
+        let mut ev = generated_transaction();
+        let grand = ev["body"]["totals"]["grand"].as_i64().unwrap();
+        ev["body"]["totals"]["grand"] = Value::from(grand + 7);
+        let body = body_of(&ev);
+        assert_eq!(body["totals"]["grand"], grand + 7, "kept as sent");
+        let findings = body["integrity"].as_array().unwrap();
+        assert!(!findings.is_empty());
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.as_str().unwrap().contains(&(grand + 7).to_string())),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn a_register_cannot_claim_or_hide_integrity_findings() {
+        let mut ev = generated_transaction();
+        ev["body"]["integrity"] = serde_json::json!(["all fine, trust me"]);
+        assert!(
+            body_of(&ev).get("integrity").is_none(),
+            "consistent: claim dropped"
+        );
+        let ev = serde_json::json!({"event_type": "transaction", "body": {"note": "free text"}});
+        let body = body_of(&ev);
+        assert!(
+            body["integrity"][0]
+                .as_str()
+                .unwrap()
+                .contains("not a posedge.event/1 transaction"),
+            "{body}"
+        );
+        assert_eq!(body["note"], "free text");
     }
 
     #[test]

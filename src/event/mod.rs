@@ -78,6 +78,8 @@ pub struct PendingEvent {
     pub event_type: String,
     /// Source that produced it.
     pub source: SourceName,
+    /// The body carries integrity findings (totals that do not add up), counted per source.
+    pub integrity_flagged: bool,
 }
 
 impl PendingEvent {

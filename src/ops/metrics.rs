@@ -114,7 +114,7 @@ pub fn render(
     f.sample("posedge_up", &[], u8::from(snap.is_some()));
     if let Some(s) = snap {
         type Pick = fn(&crate::outbox::queue::SourceCounters) -> u64;
-        let per_source: [(&str, &str, Pick); 5] = [
+        let per_source: [(&str, &str, Pick); 6] = [
             (
                 "posedge_source_received_total",
                 "Records read by the source.",
@@ -139,6 +139,11 @@ pub fn render(
                 "posedge_source_redacted_total",
                 "Card data occurrences masked or removed.",
                 |c| c.redacted,
+            ),
+            (
+                "posedge_source_integrity_flagged_total",
+                "Transactions stored with totals that do not add up (flagged, never fixed).",
+                |c| c.integrity_flags,
             ),
         ];
         for (name, help, pick) in per_source {

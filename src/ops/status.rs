@@ -45,14 +45,21 @@ pub fn table(s: &Snapshot) -> String {
     let _ = writeln!(out, "dead       {} dead letters", s.outbox.dead_letters);
     let _ = writeln!(
         out,
-        "\n{:<16} {:>10} {:>10} {:>8} {:>8} {:>9} {:>10}",
-        "source", "received", "acked", "nacked", "dead", "redacted", "last seq"
+        "\n{:<16} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9} {:>10}",
+        "source", "received", "acked", "nacked", "dead", "redacted", "integrity", "last seq"
     );
     for c in &s.sources {
         let _ = writeln!(
             out,
-            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>9} {:>10}",
-            c.name, c.received, c.acked, c.nacked, c.dead_letters, c.redacted, c.last_seq
+            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9} {:>10}",
+            c.name,
+            c.received,
+            c.acked,
+            c.nacked,
+            c.dead_letters,
+            c.redacted,
+            c.integrity_flags,
+            c.last_seq
         );
     }
     if s.alarms.is_empty() {

@@ -55,6 +55,8 @@ pub struct SourceCounters {
     pub dead_letters: u64,
     /// Card data items masked or removed.
     pub redacted: u64,
+    /// Transactions stored with integrity findings.
+    pub integrity_flags: u64,
     /// Highest `seq` assigned.
     pub last_seq: u64,
 }
@@ -168,7 +170,7 @@ fn read_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
         last_puback_at: ms("uplink.last_puback_ms")?.map(crate::clock::rfc3339_from_ms),
     };
     let mut stmt = conn.prepare(
-        "SELECT s.source, s.received, s.acked, s.nacked, s.dead_letters, s.redacted, COALESCE(q.last_seq, 0)
+        "SELECT s.source, s.received, s.acked, s.nacked, s.dead_letters, s.redacted, COALESCE(q.last_seq, 0), s.integrity_flags
          FROM source_stats s LEFT JOIN source_seq q ON q.source = s.source ORDER BY s.source",
     )?;
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -182,6 +184,7 @@ fn read_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
                 dead_letters: u(r.get(4)?),
                 redacted: u(r.get(5)?),
                 last_seq: u(r.get(6)?),
+                integrity_flags: u(r.get(7)?),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

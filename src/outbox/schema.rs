@@ -43,6 +43,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE agent_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE alarms (name TEXT PRIMARY KEY, message TEXT NOT NULL, since_ms INTEGER NOT NULL);
     "#,
+    // 2: transactions flagged by the integrity checks, counted per source.
+    r#"
+    ALTER TABLE source_stats ADD COLUMN integrity_flags INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

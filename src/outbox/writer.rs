@@ -31,6 +31,7 @@ struct Counts {
     nacked: i64,
     dead_letters: i64,
     redacted: i64,
+    integrity: i64,
 }
 
 pub(super) struct Writer {
@@ -408,6 +409,7 @@ fn write_group(
                 let key = event.idempotency_key.as_str().to_string();
                 let register = event.register_id.as_str().to_string();
                 let event_type = event.event_type.clone();
+                let flagged = event.integrity_flagged;
                 let payload = event.finish(&event_id, seq);
                 // The unique key does the de-duplication lookup as part of the insert.
                 let inserted = tx
@@ -444,6 +446,9 @@ fn write_group(
                     continue;
                 }
                 done.seqs.insert(source.clone(), seq.get());
+                if flagged {
+                    counts.entry(source.clone()).or_default().integrity += 1;
+                }
                 let row = tx.last_insert_rowid();
                 tx.prepare_cached("INSERT INTO outbox (id, bytes) VALUES (?1, ?2)")?
                     .execute(params![row, payload.len() as i64])?;
@@ -492,14 +497,23 @@ fn write_group(
     }
     for (source, c) in &counts {
         tx.prepare_cached(
-            "INSERT INTO source_stats (source, received, acked, nacked, dead_letters, redacted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO source_stats (source, received, acked, nacked, dead_letters, redacted, integrity_flags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(source) DO UPDATE SET
                received = received + excluded.received, acked = acked + excluded.acked,
                nacked = nacked + excluded.nacked, dead_letters = dead_letters + excluded.dead_letters,
-               redacted = redacted + excluded.redacted",
+               redacted = redacted + excluded.redacted,
+               integrity_flags = integrity_flags + excluded.integrity_flags",
         )?
-        .execute(params![source, c.received, c.acked, c.nacked, c.dead_letters, c.redacted])?;
+        .execute(params![
+            source,
+            c.received,
+            c.acked,
+            c.nacked,
+            c.dead_letters,
+            c.redacted,
+            c.integrity
+        ])?;
     }
     tx.commit()?;
     Ok(done)
