@@ -183,12 +183,52 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         tokio::spawn(metrics::serve(listener, sources));
     }
     let reader = crate::outbox::queue::Reader::new(schema::open_reader(&cfg.outbox.path)?);
+    audit_start(cfg, &outbox, &reader);
     tokio::spawn(uplink::run(settings, outbox.clone(), reader));
     Ok(Running {
         outbox,
         listening,
         writer,
     })
+}
+
+/// Audits the config the agent starts with (changed or not since the last start) and
+/// the TLS material it loaded.
+fn audit_start(cfg: &Config, outbox: &Outbox, reader: &crate::outbox::queue::Reader) {
+    use crate::ops::audit::{Action, Actor, Entry, Outcome};
+    let previous = reader.config_digest().ok().flatten();
+    let (action, detail) = match previous {
+        Some(p) if p != cfg.digest => (
+            Action::ConfigChanged,
+            format!(
+                "sha256={} (was {p}); {} source(s)",
+                cfg.digest,
+                cfg.sources.len()
+            ),
+        ),
+        _ => (
+            Action::ConfigLoaded,
+            format!("sha256={}; {} source(s)", cfg.digest, cfg.sources.len()),
+        ),
+    };
+    outbox.audit(Entry::new(Actor::Agent, action, Outcome::Success, &detail));
+    outbox.remember_config(cfg.digest.clone());
+    let files: Vec<String> = [
+        ("ca", &cfg.uplink.ca),
+        ("cert", &cfg.uplink.cert),
+        ("key", &cfg.uplink.key),
+    ]
+    .into_iter()
+    .filter_map(|(k, p)| p.as_ref().map(|p| format!("{k}={}", p.display())))
+    .collect();
+    if !files.is_empty() {
+        outbox.audit(Entry::new(
+            Actor::Agent,
+            Action::CertificatesLoaded,
+            Outcome::Success,
+            &files.join(" "),
+        ));
+    }
 }
 
 /// Port settings of a serial source (validated by check-config).

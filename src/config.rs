@@ -151,6 +151,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// sha256 of the config text, for the audit trail (not a key).
+    #[serde(skip)]
+    pub digest: String,
 }
 
 fn default_topic_prefix() -> String {
@@ -537,6 +540,8 @@ impl Config {
             }]
         })?;
         config.resolve_paths(base);
+        config.digest =
+            crate::ingest::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
         let problems = config.problems(&locator);
         if problems.is_empty() {
             Ok(config)

@@ -88,6 +88,12 @@ enum QueueCmd {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// The audit trail (config, certificates, commands, pruning), newest last.
+    Audit {
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 mod posedge_cli {
@@ -292,6 +298,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         serde_json::to_string_pretty(&rows)?
                     } else {
                         posedge::ops::status::dead_letter_table(&rows)
+                    }
+                }
+                QueueCmd::Audit { limit } => {
+                    let rows = posedge::outbox::queue::recent_audit(&conn, limit)
+                        .context("reading the audit trail")?;
+                    if json {
+                        serde_json::to_string_pretty(&rows)?
+                    } else {
+                        posedge::ops::status::audit_table(&rows)
                     }
                 }
             };

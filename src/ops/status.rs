@@ -119,3 +119,29 @@ pub fn dead_letter_table(rows: &[crate::outbox::queue::DeadLetterRow]) -> String
     }
     out
 }
+
+/// `posedge queue audit` as text, one entry per line.
+pub fn audit_table(rows: &[crate::ops::audit::Stored]) -> String {
+    let mut out = String::new();
+    for a in rows {
+        let _ = writeln!(
+            out,
+            "#{} {} {} {} {}{}: {}",
+            a.id,
+            a.at,
+            a.actor,
+            a.action,
+            a.outcome,
+            if a.published {
+                ""
+            } else {
+                " (not yet published)"
+            },
+            a.detail.escape_debug()
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("(no audit entries)\n");
+    }
+    out
+}

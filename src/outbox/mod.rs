@@ -74,6 +74,12 @@ pub(crate) enum Control {
         name: String,
         message: Option<String>,
     },
+    /// Store an audit entry.
+    Audit(crate::ops::audit::Entry),
+    /// Remember the running config's digest.
+    ConfigDigest(String),
+    /// The broker acknowledged these audit entries.
+    AuditPublished(Vec<i64>),
 }
 
 /// What a source waits on: the outcome of one queued record, resolved at its commit.
@@ -207,6 +213,21 @@ impl Outbox {
     /// Raises (`Some`) or clears (`None`) a named alarm.
     pub fn alarm(&self, name: String, message: Option<String>) {
         let _ = self.control.send(Control::Alarm { name, message });
+    }
+
+    /// Records an audit entry (committed with `synchronous=FULL`, then published).
+    pub fn audit(&self, entry: crate::ops::audit::Entry) {
+        let _ = self.control.send(Control::Audit(entry));
+    }
+
+    /// Remembers the digest of the config now running (compared at the next start).
+    pub fn remember_config(&self, sha256: String) {
+        let _ = self.control.send(Control::ConfigDigest(sha256));
+    }
+
+    /// Marks audit entries the broker acknowledged.
+    pub fn audit_published(&self, ids: Vec<i64>) {
+        let _ = self.control.send(Control::AuditPublished(ids));
     }
 
     /// Liveness of the writer and the uplink, for the watchdog.

@@ -2,7 +2,7 @@
 
 use crate::clock::now_ms;
 use crate::event::RowId;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// A queued event as the uplink needs it.
@@ -281,6 +281,58 @@ pub fn queued_by_register(conn: &Connection) -> rusqlite::Result<Vec<QueuedByReg
     rows.collect()
 }
 
+/// Audit entries after `after` (by id, oldest first); only unpublished ones when
+/// `unpublished`. `posedge audit` lists them and the uplink publishes them.
+pub fn audit_entries(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+    unpublished: bool,
+) -> rusqlite::Result<Vec<crate::ops::audit::Stored>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at_ms, actor, action, outcome, detail, published FROM audit
+         WHERE id > ?1 AND (?2 = 0 OR published = 0) ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![after, i64::from(unpublished), limit as i64],
+        audit_row,
+    )?;
+    rows.collect()
+}
+
+/// The newest `limit` audit entries, oldest first.
+pub fn recent_audit(
+    conn: &Connection,
+    limit: usize,
+) -> rusqlite::Result<Vec<crate::ops::audit::Stored>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, at_ms, actor, action, outcome, detail, published FROM audit
+         ORDER BY id DESC LIMIT ?1",
+    )?;
+    let mut rows = stmt
+        .query_map([limit as i64], audit_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::ops::audit::Stored> {
+    Ok(crate::ops::audit::Stored {
+        id: r.get(0)?,
+        at: crate::clock::rfc3339_from_ms(r.get(1)?),
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        outcome: r.get(4)?,
+        detail: r.get(5)?,
+        published: r.get::<_, i64>(6)? != 0,
+    })
+}
+
+/// The digest of the config the agent last started with.
+pub fn config_digest(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    state(conn, super::writer::CONFIG_DIGEST)
+}
+
 /// A read connection shareable across await points (the uplink holds it in a task).
 pub struct Reader(std::sync::Mutex<Connection>);
 
@@ -304,5 +356,19 @@ impl Reader {
     /// See [`snapshot`].
     pub fn snapshot(&self) -> rusqlite::Result<Snapshot> {
         self.with(snapshot)
+    }
+
+    /// Unpublished audit entries after `after`, oldest first (see [`audit_entries`]).
+    pub fn unpublished_audit(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<crate::ops::audit::Stored>> {
+        self.with(|c| audit_entries(c, after, limit, true))
+    }
+
+    /// See [`config_digest`].
+    pub fn config_digest(&self) -> rusqlite::Result<Option<String>> {
+        self.with(config_digest)
     }
 }

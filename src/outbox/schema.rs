@@ -47,6 +47,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE source_stats ADD COLUMN integrity_flags INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 3: the audit trail; `published` flips on the broker's PUBACK.
+    r#"
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        published INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -5,6 +5,7 @@ use super::space::{Pressure, SpaceGuard};
 use super::{Control, Ingest, OutboxError, Stored};
 use crate::clock::now_ms;
 use crate::event::{EventId, RowId, Seq};
+use crate::ops::audit;
 use crate::ops::health::{BEAT_EVERY, Health, Stage};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -46,6 +47,8 @@ pub(super) struct Writer {
     last_prune: Instant,
 }
 
+/// `agent_state` key of the digest of the config the agent last started with.
+pub(crate) const CONFIG_DIGEST: &str = "config.sha256";
 const HEARTBEAT: Duration = Duration::from_secs(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -129,6 +132,7 @@ impl Writer {
                         self.heartbeat();
                         if self.last_prune.elapsed() >= PRUNE_EVERY {
                             self.prune_delivered();
+                            self.prune_audit();
                         }
                     }
                 }
@@ -179,8 +183,13 @@ impl Writer {
         let now = now_ms();
         // Deliveries and state need no fsync of their own: if power fails before the next
         // fsync'd commit, a delivered row is simply sent again (a duplicate, never a loss).
-        // Ingest commits stay `synchronous=FULL`.
-        let _ = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
+        // Ingest commits, and any batch holding an audit entry, stay `synchronous=FULL`.
+        let audited = batch
+            .iter()
+            .any(|c| matches!(c, Control::Audit(_) | Control::ConfigDigest(_)));
+        if !audited {
+            let _ = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
+        }
         let result = (|| -> Result<u64, rusqlite::Error> {
             let tx = self.conn.transaction()?;
             let mut freed = 0u64;
@@ -229,12 +238,23 @@ impl Writer {
                             tx.execute("DELETE FROM alarms WHERE name = ?1", [name])?;
                         }
                     },
+                    Control::Audit(entry) => insert_audit(&tx, &entry, now)?,
+                    Control::ConfigDigest(digest) => set_state(&tx, CONFIG_DIGEST, &digest)?,
+                    Control::AuditPublished(ids) => {
+                        for id in ids {
+                            tx.prepare_cached("UPDATE audit SET published = 1 WHERE id = ?1")?
+                                .execute([id])?;
+                        }
+                    }
                 }
             }
             if acked_any {
                 set_state(&tx, "uplink.last_puback_ms", &now.to_string())?;
             }
             tx.commit()?;
+            if audited {
+                self.committed.notify_one();
+            }
             Ok(freed)
         })();
         if let Err(e) = self.conn.execute_batch("PRAGMA synchronous=FULL") {
@@ -314,6 +334,40 @@ impl Writer {
             Err(e) => {
                 tracing::warn!(error = %e, "pruning delivered events failed");
                 0
+            }
+        }
+    }
+
+    /// Keeps the audit trail within its bounds: published entries past retention go,
+    /// then the oldest beyond the row cap (published or not), which is itself audited.
+    fn prune_audit(&mut self) {
+        let cutoff = now_ms() - audit::RETAIN.as_millis() as i64;
+        let aged = self.conn.execute(
+            "DELETE FROM audit WHERE published = 1 AND at_ms < ?1",
+            [cutoff],
+        );
+        let capped = self.conn.execute(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY id DESC LIMIT -1 OFFSET ?1)",
+            [audit::MAX_ROWS],
+        );
+        match (aged, capped) {
+            (Ok(_), Ok(0)) => {}
+            (Ok(_), Ok(n)) => {
+                let entry = audit::Entry::new(
+                    audit::Actor::Agent,
+                    audit::Action::AuditPruned,
+                    audit::Outcome::Success,
+                    &format!(
+                        "{n} oldest audit entries removed to stay within {} rows",
+                        audit::MAX_ROWS
+                    ),
+                );
+                if let Err(e) = insert_audit(&self.conn, &entry, now_ms()) {
+                    tracing::warn!(error = %e, "cannot record the audit pruning");
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "pruning the audit trail failed")
             }
         }
     }
@@ -525,6 +579,20 @@ fn set_state(conn: &Connection, key: &str, value: &str) -> Result<(), rusqlite::
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     )?
     .execute([key, value])?;
+    Ok(())
+}
+
+fn insert_audit(conn: &Connection, e: &audit::Entry, now: i64) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at_ms, actor, action, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        now,
+        e.actor.as_str(),
+        e.action.as_str(),
+        e.outcome.as_str(),
+        e.detail()
+    ])?;
     Ok(())
 }
 

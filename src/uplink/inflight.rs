@@ -15,6 +15,8 @@ pub enum Carried {
     Event(RowId),
     /// The agent's status message (nothing to delete).
     Status,
+    /// An audit entry (marked published on its PUBACK).
+    Audit(i64),
 }
 
 /// Publishes handed to rumqttc and not yet acknowledged.

@@ -27,6 +27,8 @@ const STATUS_EVERY: Duration = Duration::from_secs(30);
 const DELETE_BATCH: usize = 512;
 /// …this long.
 const DELETE_EVERY: Duration = Duration::from_millis(20);
+/// Audit entries read per query.
+const AUDIT_BATCH: usize = 64;
 /// How often an ongoing outage is summarised in the log.
 const OUTAGE_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -202,6 +204,9 @@ async fn drive(
     let mut inflight = Inflight::default();
     let mut cursor = RowId(0);
     let mut caught_up = false;
+    // Audit entries are few; after every connect the unpublished ones go again.
+    let mut audit_cursor = 0i64;
+    let mut audit_caught_up = false;
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
     let mut flush_tick = tokio::time::interval(DELETE_EVERY);
     let mut last_flush = Instant::now();
@@ -223,6 +228,26 @@ async fn drive(
                 inflight.handed(Carried::Event(r.row));
             }
         }
+        if !audit_caught_up && inflight.len() < window {
+            let entries = reader
+                .unpublished_audit(audit_cursor, AUDIT_BATCH)
+                .map_err(|e| format!("reading the audit trail: {e}"))?;
+            audit_caught_up = entries.len() < AUDIT_BATCH;
+            for a in entries {
+                audit_cursor = a.id;
+                let payload = serde_json::to_vec(&json!({
+                    "id": a.id, "at": a.at, "actor": a.actor, "action": a.action,
+                    "outcome": a.outcome, "detail": a.detail,
+                }))
+                .unwrap_or_default();
+                session.publish(
+                    format!("{}/_agent/audit", settings.prefix),
+                    payload.into(),
+                    false,
+                )?;
+                inflight.handed(Carried::Audit(a.id));
+            }
+        }
         tokio::select! {
             ev = session.next() => {
                 handle(ev?, &mut inflight, outbox, delivered, &settings.counters)?;
@@ -234,7 +259,10 @@ async fn drive(
                     }
                 }
             }
-            _ = committed.notified() => caught_up = false,
+            _ = committed.notified() => {
+                caught_up = false;
+                audit_caught_up = false;
+            }
             _ = beat.tick() => health.beat(Stage::Uplink),
             _ = flush_tick.tick(), if !delivered.is_empty() => {}
             _ = status_tick.tick() => {
@@ -282,6 +310,11 @@ fn handle(
                     tracing::warn!(%reason, "broker refused the status message")
                 }
                 (Carried::Status, None) => {}
+                (Carried::Audit(id), None) => outbox.audit_published(vec![id]),
+                (Carried::Audit(id), Some(reason)) => {
+                    // Kept unpublished: it goes again after the next connect.
+                    tracing::warn!(id, %reason, "broker refused an audit entry")
+                }
             }
         }
         SessionEvent::Connected => return Err("unexpected second CONNACK".into()),

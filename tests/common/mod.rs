@@ -123,6 +123,11 @@ impl World {
     }
 
     pub fn subscriber(&self, version: MqttVersion) -> Subscriber {
+        self.subscriber_on(version, "posedge/v1/t1/s1/+/+")
+    }
+
+    /// A cloud subscriber on `filter`, keeping payloads.
+    pub fn subscriber_on(&self, version: MqttVersion, filter: &str) -> Subscriber {
         let (cert, key) = self.pki.client("cloud").unwrap();
         let opts = SessionOptions {
             version,
@@ -136,7 +141,7 @@ impl World {
             will: (String::new(), Vec::new()),
             max_inflight: 100,
         };
-        let sub = Subscriber::start(&opts, "posedge/v1/t1/s1/+/+", true);
+        let sub = Subscriber::start(&opts, filter, true);
         eventually(Duration::from_secs(10), "subscriber subscribed", || {
             sub.seen().subscribed
         });
