@@ -78,6 +78,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     })?;
     let mut listening = Vec::new();
     let mut taps = Vec::new();
+    let mapping = Arc::new(cfg.mapping_rules());
     for s in &cfg.sources {
         let ctx = Arc::new(SourceContext {
             store_id: cfg.store_id.clone(),
@@ -95,6 +96,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             } else {
                 KeyRule::Content
             },
+            mapping: mapping.clone(),
         });
         match s.kind {
             SourceKind::Serial => {

@@ -151,6 +151,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Mapping rules applied to decoded events before redaction and storage.
+    #[serde(default, rename = "mapping")]
+    pub mapping: Vec<crate::mapping::RuleSpec>,
     /// sha256 of the config text, for the audit trail (not a key).
     #[serde(skip)]
     pub digest: String,
@@ -528,6 +531,11 @@ impl Config {
         })
     }
 
+    /// The compiled mapping rules (validated when the config was loaded).
+    pub fn mapping_rules(&self) -> crate::mapping::Rules {
+        crate::mapping::Rules::compile(&self.mapping).unwrap_or_default()
+    }
+
     /// Parses and validates config text; relative paths resolve against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         let locator = Locator::new(text);
@@ -593,6 +601,17 @@ impl Config {
                 message,
             })
         };
+        if let Err(errors) = crate::mapping::Rules::compile(&self.mapping) {
+            for (key, message) in errors {
+                bad(&key, message);
+            }
+        }
+        let names: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+        for (key, message) in
+            crate::mapping::unknown_sources(&self.mapping, &|n| names.contains(&n))
+        {
+            bad(&key, message);
+        }
         for (key, value) in [("tenant", &self.tenant), ("store_id", &self.store_id)] {
             if !is_topic_safe(value) {
                 bad(
@@ -988,6 +1007,35 @@ register_id = "reg-1"
             "{keys:?}"
         );
         assert!(keys.contains(&("source[1].listen", Some(19))), "{keys:?}");
+    }
+
+    #[test]
+    fn mapping_rules_that_cannot_apply_are_refused_with_their_line() {
+        let text = format!(
+            "{GOOD}\n[[mapping]]\nsource = \"lane9\"\naction = \"sku\"\nfield = \"body.lines[].sku\"\nwidth = 12\n\n\
+             [[mapping]]\naction = \"rename\"\nfrom = \"ext.id\"\nto = \"event_id\"\n"
+        );
+        let p = problems(&text);
+        let line_of = |needle: &str| {
+            text.lines()
+                .position(|l| l.starts_with(needle))
+                .map(|i| i + 1)
+        };
+        let find = |key: &str| {
+            p.iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no problem for {key}: {p:?}"))
+        };
+        let width = find("mapping[0].width");
+        assert_eq!(width.line, line_of("width = 12"), "{width}");
+        let source = find("mapping[0].source");
+        assert!(source.message.contains("lane9"), "{source}");
+        let to = find("mapping[1].to");
+        assert_eq!(to.line, line_of("to = \"event_id\""), "{to}");
+        let ok = format!(
+            "{GOOD}\n[[mapping]]\naction = \"sku\"\nfield = \"body.lines[].sku\"\nleading_zeros = \"pad\"\nwidth = 12\n"
+        );
+        assert!(problems(&ok).is_empty(), "{:?}", problems(&ok));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct SourceContext {
     pub options: decode::Options,
     /// How records without a register sequence are keyed.
     pub keys: KeyRule,
+    /// The config's mapping rules (those matching this source and format apply).
+    pub mapping: std::sync::Arc<crate::mapping::Rules>,
 }
 
 /// Idempotency keys for records that carry no register sequence.
@@ -107,6 +109,7 @@ fn stamp(
     index: usize,
     clean_raw: &[u8],
 ) -> (Prepared, Redactions) {
+    map_fields(ctx, &mut fields);
     let found = redact_fields(&mut fields);
     let register = match get_str(&fields, "register_id") {
         Some(r) if is_topic_safe(&r) => RegisterId::new(r),
@@ -151,6 +154,47 @@ fn stamp(
         source: ctx.origin.name.clone(),
     };
     (Prepared::Event(event), found)
+}
+
+/// Applies the mapping rules for this source and format. Runs before redaction, so
+/// whatever a rule moves or quotes in a finding is scrubbed like the rest. Findings are
+/// appended to `body.mapping`; sources without rules pay nothing.
+fn map_fields(ctx: &SourceContext, fields: &mut Fields) {
+    let (source, format) = (ctx.origin.name.as_str(), ctx.origin.format);
+    if ctx.mapping.for_origin(source, format).next().is_none() {
+        return;
+    }
+    let mut event: serde_json::Map<String, Value> = fields
+        .iter()
+        // Members were parsed once already; re-parsing one cannot fail.
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::from_str(v.get()).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let applied = ctx.mapping.apply(source, format, &mut event);
+    if applied.changed == 0 && applied.findings.is_empty() {
+        return;
+    }
+    if !applied.findings.is_empty() {
+        let body = event
+            .entry("body")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(body) = body {
+            let list = body
+                .entry("mapping")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = list {
+                list.extend(applied.findings.into_iter().map(Value::String));
+            }
+        }
+    }
+    *fields = event
+        .into_iter()
+        .map(|(k, v)| (k, raw_member(&v)))
+        .collect();
 }
 
 /// Redacts the members in place. Clean members (nearly all) are only scanned; a record
@@ -269,6 +313,7 @@ mod tests {
             default_register: Some(RegisterId::new("reg-9")),
             options: decode::Options::default(),
             keys: KeyRule::Content,
+            mapping: Default::default(),
         }
     }
 

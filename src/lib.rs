@@ -10,6 +10,7 @@ pub mod event;
 #[cfg(test)]
 mod fixtures;
 pub mod ingest;
+pub mod mapping;
 pub mod model;
 pub mod ops;
 pub mod outbox;

@@ -64,6 +64,12 @@ enum Cmd {
         /// The printer's code page at power-on (escpos), e.g. cp850.
         #[arg(long)]
         code_page: Option<String>,
+        /// Apply this config's mapping rules, as for the source named by --source.
+        #[arg(long, requires = "source")]
+        config: Option<PathBuf>,
+        /// The source whose mapping rules apply (with --config).
+        #[arg(long, requires = "config")]
+        source: Option<String>,
         /// Files to decode.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -328,8 +334,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             register,
             currency,
             code_page,
+            config,
+            source,
             files,
         } => {
+            let mapping = match (config, source) {
+                (Some(config), Some(source)) => {
+                    let cfg = Config::load(&config)?;
+                    Some(posedge::ops::dry_run::MappingFor {
+                        rules: cfg.mapping_rules(),
+                        source,
+                    })
+                }
+                _ => None,
+            };
             let default_currency = match currency.as_deref().map(str::parse).transpose() {
                 Ok(c) => c,
                 Err(e) => {
@@ -357,6 +375,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 format,
                 register.as_deref(),
                 options,
+                mapping,
                 &files,
                 &mut out.lock(),
                 &mut err.lock(),

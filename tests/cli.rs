@@ -77,6 +77,22 @@ fn example_config_covers_every_key_and_validates() {
         "currency",
         "code_page",
         "level",
+        "action",
+        "from",
+        "to",
+        "field",
+        "trim",
+        "leading_zeros",
+        "width",
+        "upper",
+        "gtin",
+        "first",
+        "last",
+        "keep",
+        "fields",
+        "separator",
+        "map",
+        "unmapped",
     ] {
         assert!(
             text.lines().any(|l| l

@@ -48,6 +48,7 @@ fn context(format: Format) -> SourceContext {
             code_page: None,
         },
         keys: KeyRule::Content,
+        mapping: Default::default(),
     }
 }
 

@@ -102,6 +102,7 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
         }],
         metrics: None,
         log: LogConfig::default(),
+        mapping: Vec::new(),
         digest: "built-in demo config".into(),
     };
     let (cloud_cert, cloud_key) = pki.client("cloud").ok_or_else(|| setup("no cloud cert"))?;

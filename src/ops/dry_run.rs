@@ -19,12 +19,23 @@ pub struct Summary {
     pub redacted: u64,
 }
 
+/// The mapping rules of a config, applied as they would be to one of its sources.
+#[derive(Debug, Default)]
+pub struct MappingFor {
+    /// The source name the rules are matched against.
+    pub source: String,
+    /// The config's rules.
+    pub rules: crate::mapping::Rules,
+}
+
 /// Decodes every file as `format`, writing events as NDJSON to `out` and one line per
-/// rejection to `err` ("file: record n: reason").
+/// rejection to `err` ("file: record n: reason"). With `mapping`, the config's rules for
+/// that source apply, as in the running agent.
 pub fn run(
     format: Format,
     register: Option<&str>,
     options: decode::Options,
+    mapping: Option<MappingFor>,
     files: &[impl AsRef<Path>],
     out: &mut impl Write,
     err: &mut impl Write,
@@ -32,7 +43,7 @@ pub fn run(
     let ctx = SourceContext {
         store_id: "dry-run".into(),
         origin: Origin {
-            name: SourceName::new("decode"),
+            name: SourceName::new(mapping.as_ref().map_or("decode", |m| m.source.as_str())),
             kind: "file",
             format: format.as_str(),
         },
@@ -40,6 +51,7 @@ pub fn run(
         default_register: Some(RegisterId::new(register.unwrap_or("dry-run"))),
         options,
         keys: KeyRule::Content,
+        mapping: std::sync::Arc::new(mapping.map(|m| m.rules).unwrap_or_default()),
     };
     let mut summary = Summary::default();
     let received_at = crate::clock::now_rfc3339();
@@ -95,11 +107,24 @@ mod tests {
             "{\"event_type\":\"no_sale\",\"pos_sequence\":1,\"ext\":{\"n\":\"4111 1111 1111 1111\"}}\n\n{oops\n",
         )
         .unwrap();
+        #[derive(serde::Deserialize)]
+        struct File {
+            mapping: Vec<crate::mapping::RuleSpec>,
+        }
+        let specs: File = toml::from_str(
+            "[[mapping]]\nsource = \"lane1\"\naction = \"rename\"\nfrom = \"ext.n\"\nto = \"body.note\"\n",
+        )
+        .unwrap();
+        let mapping = MappingFor {
+            source: "lane1".into(),
+            rules: crate::mapping::Rules::compile(&specs.mapping).unwrap(),
+        };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let s = run(
             Format::Ndjson,
             Some("reg-7"),
             decode::Options::default(),
+            Some(mapping),
             &[&f],
             &mut out,
             &mut err,
@@ -108,7 +133,9 @@ mod tests {
         assert_eq!((s.events, s.rejected, s.redacted), (1, 1, 1));
         let ev: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(ev["register_id"], "reg-7");
-        assert_eq!(ev["ext"]["n"], "411111******1111");
+        // Mapped first, then redacted: the moved value is masked where it landed.
+        assert_eq!(ev["body"]["note"], "411111******1111");
+        assert!(ev["ext"].get("n").is_none(), "{ev}");
         let err = String::from_utf8(err).unwrap();
         assert!(err.contains("in.ndjson: line 3: invalid JSON"), "{err}");
     }
