@@ -79,6 +79,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     let mut listening = Vec::new();
     let mut taps = Vec::new();
     let mapping = Arc::new(cfg.mapping_rules());
+    let mut contexts = std::collections::HashMap::new();
     for s in &cfg.sources {
         let ctx = Arc::new(SourceContext {
             store_id: cfg.store_id.clone(),
@@ -98,6 +99,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             },
             mapping: mapping.clone(),
         });
+        contexts.insert(s.name.clone(), ctx.clone());
         match s.kind {
             SourceKind::Serial => {
                 let settings = serial_settings(s).map_err(|what| StartError::Unsupported {
@@ -186,6 +188,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     }
     let reader = crate::outbox::queue::Reader::new(schema::open_reader(&cfg.outbox.path)?);
     audit_start(cfg, &outbox, &reader);
+    outbox.replay_with(contexts);
     tokio::spawn(uplink::run(settings, outbox.clone(), reader));
     Ok(Running {
         outbox,

@@ -94,6 +94,28 @@ enum QueueCmd {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Decode dead letters again (after a fix or a new mapping rule): the running agent
+    /// does it within seconds; each outcome is in `posedge queue audit`.
+    Replay {
+        /// Dead letter ids (see `posedge queue dead-letters`).
+        #[arg(long = "id", required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete dead letters for good (audited).
+    Purge {
+        /// Dead letter ids.
+        #[arg(long = "id", required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Confirm: purged letters cannot be replayed.
+        #[arg(long, required = true)]
+        yes: bool,
+    },
     /// The audit trail (config, certificates, commands, pruning), newest last.
     Audit {
         /// How many to show.
@@ -249,6 +271,22 @@ fn open_outbox(config: &std::path::Path) -> anyhow::Result<rusqlite::Connection>
     })
 }
 
+/// A writable outbox connection for operator commands (the agent may be running: SQLite
+/// serialises the writes).
+fn open_outbox_for_writing(config: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    let cfg = Config::load(config)?;
+    posedge::outbox::schema::open_writer(&cfg.outbox.path)
+        .with_context(|| format!("cannot open the outbox at {}", cfg.outbox.path.display()))
+}
+
+fn selection(ids: Vec<i64>, all: bool) -> posedge::outbox::replay::Selection {
+    if all {
+        posedge::outbox::replay::Selection::All
+    } else {
+        posedge::outbox::replay::Selection::Ids(ids)
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -286,9 +324,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Queue { what, config, json } => {
-            let conn = open_outbox(&config)?;
             let text = match what {
+                QueueCmd::Replay { ids, all } => {
+                    let conn = open_outbox_for_writing(&config)?;
+                    let by = posedge::outbox::replay::operator();
+                    let n = posedge::outbox::replay::request(&conn, &selection(ids, all), &by)
+                        .context("queueing the replay")?;
+                    format!(
+                        "replay of {n} dead letter(s) requested; the running agent does it within a few seconds (see `posedge queue audit`)"
+                    )
+                }
+                QueueCmd::Purge { ids, all, .. } => {
+                    let conn = open_outbox_for_writing(&config)?;
+                    let by = posedge::outbox::replay::operator();
+                    let n = posedge::outbox::replay::purge(&conn, &selection(ids, all), &by)
+                        .context("purging dead letters")?;
+                    format!("{n} dead letter(s) deleted (audited)")
+                }
                 QueueCmd::List => {
+                    let conn = open_outbox(&config)?;
                     let rows = posedge::outbox::queue::queued_by_register(&conn)
                         .context("reading the outbox")?;
                     if json {
@@ -298,6 +352,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 QueueCmd::DeadLetters { limit } => {
+                    let conn = open_outbox(&config)?;
                     let rows = posedge::outbox::queue::dead_letters(&conn, limit)
                         .context("reading the outbox")?;
                     if json {
@@ -307,6 +362,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 QueueCmd::Audit { limit } => {
+                    let conn = open_outbox(&config)?;
                     let rows = posedge::outbox::queue::recent_audit(&conn, limit)
                         .context("reading the audit trail")?;
                     if json {

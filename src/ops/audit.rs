@@ -37,6 +37,10 @@ pub enum Action {
     CertificatesLoaded,
     /// Local audit entries were pruned to stay within the bound.
     AuditPruned,
+    /// A dead letter was decoded again (after a fix or a new mapping rule).
+    DeadLetterReplayed,
+    /// Dead letters were deleted for good.
+    DeadLettersPurged,
 }
 
 impl Action {
@@ -47,6 +51,8 @@ impl Action {
             Action::ConfigChanged => "config_changed",
             Action::CertificatesLoaded => "certificates_loaded",
             Action::AuditPruned => "audit_pruned",
+            Action::DeadLetterReplayed => "dead_letter_replayed",
+            Action::DeadLettersPurged => "dead_letters_purged",
         }
     }
 }
@@ -154,6 +160,8 @@ mod tests {
             Action::ConfigChanged,
             Action::CertificatesLoaded,
             Action::AuditPruned,
+            Action::DeadLetterReplayed,
+            Action::DeadLettersPurged,
         ] {
             assert_eq!(
                 serde_json::to_value(a).unwrap(),

@@ -3,6 +3,7 @@
 
 mod checkpoint;
 pub mod queue;
+pub mod replay;
 pub mod schema;
 pub mod space;
 mod writer;
@@ -74,6 +75,8 @@ pub(crate) enum Control {
         name: String,
         message: Option<String>,
     },
+    /// The sources' decoding contexts, for dead-letter replays.
+    Contexts(std::collections::HashMap<String, Arc<crate::ingest::SourceContext>>),
     /// Store an audit entry.
     Audit(crate::ops::audit::Entry),
     /// Remember the running config's digest.
@@ -218,6 +221,14 @@ impl Outbox {
     /// Records an audit entry (committed with `synchronous=FULL`, then published).
     pub fn audit(&self, entry: crate::ops::audit::Entry) {
         let _ = self.control.send(Control::Audit(entry));
+    }
+
+    /// Hands the writer the sources' decoding contexts, so it can replay dead letters.
+    pub fn replay_with(
+        &self,
+        contexts: std::collections::HashMap<String, Arc<crate::ingest::SourceContext>>,
+    ) {
+        let _ = self.control.send(Control::Contexts(contexts));
     }
 
     /// Remembers the digest of the config now running (compared at the next start).

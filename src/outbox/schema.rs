@@ -59,6 +59,15 @@ const MIGRATIONS: &[&str] = &[
         published INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 4: dead-letter replays asked for by an operator (NULL: all), done by the writer.
+    r#"
+    CREATE TABLE replay_requests (
+        id INTEGER PRIMARY KEY,
+        dead_letter_id INTEGER,
+        requested_at_ms INTEGER NOT NULL,
+        requested_by TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,7 @@
 //! The single SQLite writer: group commit for ingest, deletes on PUBACK, state for
 //! `posedge status`. One thread owns the write connection so commits never contend.
 
+use super::replay;
 use super::space::{Pressure, SpaceGuard};
 use super::{Control, Ingest, OutboxError, Stored};
 use crate::clock::now_ms;
@@ -45,6 +46,8 @@ pub(super) struct Writer {
     committed: Arc<Notify>,
     health: Arc<Health>,
     last_prune: Instant,
+    /// Decoding contexts by source name, for dead-letter replays.
+    contexts: HashMap<String, Arc<crate::ingest::SourceContext>>,
 }
 
 /// `agent_state` key of the digest of the config the agent last started with.
@@ -74,6 +77,7 @@ impl Writer {
             committed,
             health,
             last_prune: Instant::now(),
+            contexts: HashMap::new(),
         })
     }
 
@@ -130,6 +134,7 @@ impl Writer {
                     _ = tick.tick() => {
                         self.refresh_pressure();
                         self.heartbeat();
+                        self.replay_requested();
                         if self.last_prune.elapsed() >= PRUNE_EVERY {
                             self.prune_delivered();
                             self.prune_audit();
@@ -240,6 +245,7 @@ impl Writer {
                     },
                     Control::Audit(entry) => insert_audit(&tx, &entry, now)?,
                     Control::ConfigDigest(digest) => set_state(&tx, CONFIG_DIGEST, &digest)?,
+                    Control::Contexts(contexts) => self.contexts = contexts,
                     Control::AuditPublished(ids) => {
                         for id in ids {
                             tx.prepare_cached("UPDATE audit SET published = 1 WHERE id = ?1")?
@@ -334,6 +340,70 @@ impl Writer {
             Err(e) => {
                 tracing::warn!(error = %e, "pruning delivered events failed");
                 0
+            }
+        }
+    }
+
+    /// Replays the dead letters operators asked for: the source's decoder, mapping and
+    /// redactor run again over the stored bytes; what decodes now is stored like any
+    /// ingest (new `seq`, same idempotency rules) and the letter removed.
+    fn replay_requested(&mut self) {
+        if self.contexts.is_empty() || self.pressure.is_some() {
+            return;
+        }
+        let letters = match replay::take_requests(&self.conn) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read dead-letter replay requests");
+                return;
+            }
+        };
+        for letter in letters {
+            let outcome = match self.contexts.get(&letter.source).cloned() {
+                None => Err(format!("source {} is no longer configured", letter.source)),
+                Some(ctx) => self.store_replayed(&ctx, &letter.raw),
+            };
+            if let Err(e) = replay::finish(&self.conn, &letter, outcome) {
+                tracing::warn!(error = %e, id = letter.id, "cannot record a dead-letter replay");
+            }
+        }
+    }
+
+    fn store_replayed(
+        &mut self,
+        ctx: &crate::ingest::SourceContext,
+        raw: &[u8],
+    ) -> Result<usize, String> {
+        let prepared = crate::ingest::prepare(ctx, raw, &crate::clock::now_rfc3339());
+        let mut group = Vec::new();
+        for item in prepared.items {
+            match item {
+                crate::ingest::Prepared::Event(event) => {
+                    // Nobody waits for these replies; the audit entry tells the operator.
+                    let (reply, _) = tokio::sync::oneshot::channel();
+                    group.push(Ingest::Event {
+                        event,
+                        redacted: 0,
+                        acks: false,
+                        reply,
+                    });
+                }
+                crate::ingest::Prepared::Rejected(letter) => return Err(letter.reason),
+            }
+        }
+        let n = group.len();
+        match write_group(&mut self.conn, &self.last_seq, group) {
+            Ok(done) => {
+                self.last_seq.extend(done.seqs);
+                self.pending_bytes += done.added;
+                if done.added > 0 {
+                    self.committed.notify_one();
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                self.last_seq.clear();
+                Err(format!("outbox commit failed: {e}"))
             }
         }
     }
@@ -582,7 +652,11 @@ fn set_state(conn: &Connection, key: &str, value: &str) -> Result<(), rusqlite::
     Ok(())
 }
 
-fn insert_audit(conn: &Connection, e: &audit::Entry, now: i64) -> Result<(), rusqlite::Error> {
+pub(super) fn insert_audit(
+    conn: &Connection,
+    e: &audit::Entry,
+    now: i64,
+) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
         "INSERT INTO audit (at_ms, actor, action, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
