@@ -140,10 +140,22 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
             haystacks.push((f.into(), b));
         }
     }
+    // What an operator can read: the dead letters and the audit trail.
+    for what in [["queue", "dead-letters"], ["queue", "audit"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_posedge"))
+            .args(what)
+            .args(["--json", "--limit", "1000", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        haystacks.push((what.join(" "), out.stdout));
+    }
+    // The subscriber's filter also takes `_agent/status` and `_agent/audit`.
     for (i, p) in sub.seen().payloads.into_iter().enumerate() {
         haystacks.push((format!("mqtt payload {i}"), p));
     }
-    assert!(haystacks.len() > 4);
+    assert!(haystacks.len() > 6);
     for pan in PANS {
         let spaced = spaced(pan);
         for (name, hay) in &haystacks {
