@@ -569,6 +569,7 @@ fn transaction(
         links: Vec::new(),
         customer: None,
         integrity: Vec::new(),
+        mapping: Vec::new(),
     };
     let sums = tx
         .line_sums()

@@ -193,6 +193,23 @@ impl<'de> Deserialize<'de> for Decimal {
     }
 }
 
+/// A decimal string as [`Decimal`]'s parser accepts it: an optional sign, digits with at
+/// most [`MAX_SCALE`] decimals ("0.420", "-2", ".5"); never a JSON number.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Decimal {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!("^[+-]?(?:[0-9]+(?:\\.[0-9]{{1,{MAX_SCALE}}})?|\\.[0-9]{{1,{MAX_SCALE}}})$"),
+            "description": "An exact decimal number as a string (\"0.420\"), never a JSON number.",
+            "examples": ["1", "0.420", "-2.000", "0.19"],
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

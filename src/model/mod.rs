@@ -4,6 +4,8 @@
 mod decimal;
 mod money;
 pub mod receipt;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod transaction;
 
 pub use decimal::{Decimal, DecimalError};
@@ -17,6 +19,7 @@ use serde_json::{Map, Value};
 /// `event_type` of DESIGN §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum EventType {
     /// Sale, return, exchange.
     Transaction,
@@ -46,6 +49,7 @@ pub enum EventType {
 
 /// `flags` of an event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Flags {
     /// Training mode: not a real sale.
     #[serde(default)]

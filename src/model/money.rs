@@ -91,6 +91,7 @@ impl<'de> Deserialize<'de> for Currency {
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(transparent)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Amount(i64);
 
 impl Amount {
@@ -161,6 +162,7 @@ impl fmt::Display for Amount {
 
 /// An amount with its currency: what crosses transaction boundaries (summaries, reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Money {
     /// Minor units.
     pub amount: Amount,
@@ -195,6 +197,22 @@ impl fmt::Display for Money {
                 width = exp as usize
             )
         }
+    }
+}
+
+/// Three capital letters, as [`Currency`]'s parser accepts them.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Currency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+            "description": "ISO 4217 currency code.",
+            "examples": ["EUR", "USD", "JPY"],
+        })
     }
 }
 

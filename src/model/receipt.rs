@@ -2,6 +2,7 @@
 
 /// One receipt as decoded from the print stream (the `body` of a `receipt` event).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Receipt {
     /// Printed text lines, trailing spaces trimmed; empty lines only between text.
     pub lines: Vec<String>,
@@ -19,10 +20,14 @@ pub struct Receipt {
     pub cut: bool,
     /// Code page in force at the end, e.g. "cp437".
     pub code_page: String,
+    /// What the config's mapping rules noticed: set by ingest, never by the decoder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapping: Vec<String>,
 }
 
 /// A barcode or 2-D symbol with its decoded data.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Barcode {
     /// Lower-snake symbology name: upc_a, upc_e, ean13, ean8, code39, itf, codabar, code93, code128, pdf417, ...
     pub symbology: String,

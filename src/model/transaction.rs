@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// How the transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Status {
     /// Paid and closed.
     Completed,
@@ -22,6 +23,7 @@ pub enum Status {
 /// Sale, return or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Kind {
     /// Goods out, money in.
     Sale,
@@ -34,6 +36,7 @@ pub enum Kind {
 /// A register's own transaction number (`pos_sequence`): numeric or textual.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PosSequence {
     /// The common case.
     Number(u64),
@@ -43,6 +46,7 @@ pub enum PosSequence {
 
 /// A reference to another transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Link {
     /// Why the transactions are linked.
     pub reason: LinkReason,
@@ -62,6 +66,7 @@ pub struct Link {
 /// The relation a [`Link`] expresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum LinkReason {
     /// This transaction returns goods of the linked one.
     Return,
@@ -73,6 +78,7 @@ pub enum LinkReason {
 
 /// One tax applied to an item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LineTax {
     /// The register's tax code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +93,7 @@ pub struct LineTax {
 
 /// A price modifier, discount or loyalty reward attached to an item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Modifier {
     /// What the receipt says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +108,7 @@ pub struct Modifier {
 
 /// A sold or returned article.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ItemLine {
     /// Line number within the transaction.
     pub line: u32,
@@ -145,6 +153,7 @@ pub struct ItemLine {
 
 /// A discount line (negative amount on a sale).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DiscountLine {
     /// Line number.
     pub line: u32,
@@ -166,6 +175,7 @@ pub struct DiscountLine {
 
 /// Cash rounding (e.g. to 5 cents).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RoundingLine {
     /// Line number.
     pub line: u32,
@@ -175,6 +185,7 @@ pub struct RoundingLine {
 
 /// One tax rate's total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaxLine {
     /// Line number.
     pub line: u32,
@@ -194,6 +205,7 @@ pub struct TaxLine {
 /// Means of payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TenderType {
     /// Notes and coins.
     Cash,
@@ -219,6 +231,11 @@ pub enum TenderType {
 
 /// A payment card, masked: never more than BIN and last four.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(transform = crate::model::schema::masked_pan)
+)]
 pub struct Card {
     /// Scheme ("visa", "mastercard").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +257,7 @@ pub struct Card {
 /// Outcome of a card authorisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum AuthStatus {
     /// Approved online.
     Approved,
@@ -255,6 +273,7 @@ pub enum AuthStatus {
 
 /// A card authorisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Auth {
     /// Outcome.
     pub status: AuthStatus,
@@ -265,6 +284,7 @@ pub struct Auth {
 
 /// A payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TenderLine {
     /// Line number.
     pub line: u32,
@@ -286,6 +306,7 @@ pub struct TenderLine {
 
 /// Change handed back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChangeLine {
     /// Line number.
     pub line: u32,
@@ -299,6 +320,7 @@ pub struct ChangeLine {
 /// A transaction line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Line {
     /// Article.
     Item(ItemLine),
@@ -316,6 +338,7 @@ pub enum Line {
 
 /// The register's totals, as it printed them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Totals {
     /// Sum of item lines.
     pub gross: Amount,
@@ -336,6 +359,7 @@ pub struct Totals {
 
 /// The customer, by reference only (no names or addresses in events).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Customer {
     /// Customer number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -347,6 +371,7 @@ pub struct Customer {
 
 /// The body of a `transaction` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Transaction {
     /// How it ended.
     pub status: Status,
@@ -367,6 +392,10 @@ pub struct Transaction {
     /// Where lines and totals disagree (DESIGN §3): kept as the register sent them, never fixed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub integrity: Vec<String>,
+    /// What the config's mapping rules noticed (a wrong GTIN check digit, an unmapped
+    /// code): set by ingest, never by a decoder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapping: Vec<String>,
 }
 
 impl Transaction {
@@ -512,6 +541,7 @@ mod tests {
             links: Vec::new(),
             customer: None,
             integrity: Vec::new(),
+            mapping: Vec::new(),
         }
     }
 

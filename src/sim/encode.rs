@@ -41,6 +41,7 @@ pub fn receipt(ev: &Value, code_page: CodePage) -> Option<Vec<u8>> {
         images: 0,
         cut: true,
         code_page: code_page.name().into(),
+        mapping: Vec::new(),
     };
     Some(escpos::render(&receipt, code_page))
 }

@@ -248,6 +248,7 @@ impl Decoder {
             images: std::mem::take(&mut self.images),
             cut,
             code_page: self.page.name().to_owned(),
+            mapping: Vec::new(),
         };
         let printed = !receipt.lines.is_empty()
             || !receipt.barcodes.is_empty()

@@ -564,6 +564,7 @@ fn receipt() -> impl Strategy<Value = (CodePage, Receipt)> {
                     images: 0,
                     cut: true,
                     code_page: page.name().to_owned(),
+                    mapping: Vec::new(),
                 };
                 (page, r)
             })

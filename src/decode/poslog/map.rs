@@ -495,6 +495,7 @@ fn retail(tx: &Node, rt: &Node, opts: &Options, ext: &mut Ext) -> R<Event> {
         links,
         customer,
         integrity: Vec::new(),
+        mapping: Vec::new(),
     };
     ev.body = Body::Transaction(Box::new(body));
     Ok(ev)
