@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const REGENERATE: &str = "cargo run --example gen-schema > schema/event-v1.json";
 const RECEIVED_AT: &str = "2026-11-27T12:00:00.000Z";
 /// Events per simulated register.
-const SIMULATED: usize = 2500;
+const SIMULATED: usize = 800;
 
 fn committed() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/event-v1.json");

@@ -25,6 +25,8 @@ pub fn decode(raw: &[u8]) -> Result<Fields, String> {
         // A register cannot choose our identifiers; dropping them keeps ids trustworthy.
         map.remove(*f);
     }
+    // `null` means "not known": the member is absent, as the schema says.
+    map.retain(|_, v| v.get() != "null");
     let member = |key: &str| map.get(key).map(|r| r.get());
     let is_transaction = match member("event_type").map(serde_json::from_str::<Value>) {
         Some(Ok(Value::String(t))) if EVENT_TYPES.contains(&t.as_str()) => t == "transaction",
@@ -59,8 +61,34 @@ pub fn decode(raw: &[u8]) -> Result<Fields, String> {
         if let Some((k, _)) = flags.iter().find(|(_, v)| !v.is_boolean()) {
             return Err(format!("flags.{k} must be true or false"));
         }
+        if let Some(k) = flags.keys().find(|k| !FLAGS.contains(&k.as_str())) {
+            return Err(format!(
+                "flags.{k} is not a flag (known: {}); vendor data goes in ext",
+                FLAGS.join(", ")
+            ));
+        }
     }
-    if is_transaction && let Some(body) = map.get("body") {
+    if let Some(at) = member("occurred_at").and_then(|r| serde_json::from_str::<String>(r).ok())
+        && time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).is_err()
+    {
+        return Err(format!(
+            "occurred_at {at:?} is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z)"
+        ));
+    }
+    if let Some(day) = member("business_day").and_then(|r| serde_json::from_str::<String>(r).ok())
+        && time::Date::parse(
+            &day,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .is_err()
+    {
+        return Err(format!("business_day {day:?} is not a date as YYYY-MM-DD"));
+    }
+    move_unknown_into_ext(&mut map);
+    if is_transaction && !map.contains_key("body") {
+        let flagged = serde_json::json!({"integrity": ["body is not a posedge.event/1 transaction: there is no body"]});
+        map.insert("body".into(), raw_member(&flagged));
+    } else if is_transaction && let Some(body) = map.get("body") {
         let flagged = integrity(body.get());
         if let Some(findings) = flagged {
             let mut object: serde_json::Map<String, Value> =
@@ -73,6 +101,50 @@ pub fn decode(raw: &[u8]) -> Result<Fields, String> {
         }
     }
     Ok(map)
+}
+
+/// Envelope members a register may send; the rest are agent-owned or vendor data.
+const REGISTER_FIELDS: &[&str] = &[
+    "event_type",
+    "register_id",
+    "pos_sequence",
+    "business_day",
+    "operator_id",
+    "occurred_at",
+    "flags",
+    "body",
+    "ext",
+];
+
+/// The flags of DESIGN §3.
+const FLAGS: &[&str] = &["training", "offline_payment", "reprint"];
+
+/// Members the envelope does not define are vendor data: they move into `ext` under
+/// their own name (kept, never refused), `~` appended when `ext` already uses the name.
+/// Runs after `ext` was checked to be an object.
+fn move_unknown_into_ext(map: &mut Fields) {
+    let unknown: Vec<String> = map
+        .keys()
+        .filter(|k| !REGISTER_FIELDS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        return;
+    }
+    let mut ext: serde_json::Map<String, Value> = map
+        .get("ext")
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default();
+    for key in unknown {
+        if let Some(v) = map.remove(&key) {
+            let mut name = key;
+            while ext.contains_key(&name) {
+                name.push('~');
+            }
+            ext.insert(name, serde_json::from_str(v.get()).unwrap_or(Value::Null));
+        }
+    }
+    map.insert("ext".into(), raw_member(&Value::Object(ext)));
 }
 
 /// The integrity findings for a transaction body (`None`: nothing to flag and nothing
@@ -168,6 +240,20 @@ mod tests {
     }
 
     #[test]
+    fn nulls_are_absent_and_vendor_members_move_into_ext() {
+        let m = decode(
+            br#"{"event_type":"no_sale","operator_id":null,"pos_sequence":null,"lane":"4","ext":{"lane":"x"}}"#,
+        )
+        .unwrap();
+        assert!(!m.contains_key("operator_id") && !m.contains_key("pos_sequence"));
+        assert!(!m.contains_key("lane"));
+        let ext: Value = serde_json::from_str(m["ext"].get()).unwrap();
+        assert_eq!(ext, serde_json::json!({"lane": "x", "lane~": "4"}));
+        let m = decode(br#"{"event_type":"transaction"}"#).unwrap();
+        assert!(m["body"].get().contains("there is no body"));
+    }
+
+    #[test]
     fn rejections_say_what_is_wrong() {
         let cases: &[(&[u8], &str)] = &[
             (b"{not json", "invalid JSON"),
@@ -192,6 +278,18 @@ mod tests {
                 "flags.training",
             ),
             (b"\xff\xfe{}", "not UTF-8"),
+            (
+                br#"{"event_type":"no_sale","occurred_at":"2026-11-27 10:00"}"#,
+                "not an RFC 3339 time",
+            ),
+            (
+                br#"{"event_type":"no_sale","business_day":"27.11.2026"}"#,
+                "YYYY-MM-DD",
+            ),
+            (
+                br#"{"event_type":"no_sale","flags":{"vip":true}}"#,
+                "flags.vip is not a flag",
+            ),
         ];
         for (raw, want) in cases {
             let err = decode(raw).unwrap_err();
