@@ -218,14 +218,28 @@ fn audit_start(cfg: &Config, outbox: &Outbox, reader: &crate::outbox::queue::Rea
     };
     outbox.audit(Entry::new(Actor::Agent, action, Outcome::Success, &detail));
     outbox.remember_config(cfg.digest.clone());
-    let files: Vec<String> = [
-        ("ca", &cfg.uplink.ca),
-        ("cert", &cfg.uplink.cert),
-        ("key", &cfg.uplink.key),
-    ]
-    .into_iter()
-    .filter_map(|(k, p)| p.as_ref().map(|p| format!("{k}={}", p.display())))
-    .collect();
+    let mut files = Vec::new();
+    let mut soonest: Option<(time::OffsetDateTime, String)> = None;
+    for (k, path) in [("ca", &cfg.uplink.ca), ("cert", &cfg.uplink.cert)] {
+        let Some(path) = path else { continue };
+        let certs = crate::uplink::tls::describe(path).unwrap_or_default();
+        let about: Vec<String> = certs
+            .iter()
+            .map(|c| format!("{}, expires {}", c.subject, rfc3339(c.not_after)))
+            .collect();
+        files.push(format!("{k}={} ({})", path.display(), about.join("; ")));
+        for c in certs {
+            if soonest.as_ref().is_none_or(|(t, _)| c.not_after < *t) {
+                soonest = Some((
+                    c.not_after,
+                    format!("{k} {} ({})", path.display(), c.subject),
+                ));
+            }
+        }
+    }
+    if let Some(key) = &cfg.uplink.key {
+        files.push(format!("key={}", key.display()));
+    }
     if !files.is_empty() {
         outbox.audit(Entry::new(
             Actor::Agent,
@@ -234,6 +248,35 @@ fn audit_start(cfg: &Config, outbox: &Outbox, reader: &crate::outbox::queue::Rea
             &files.join(" "),
         ));
     }
+    let left = soonest.map(|(t, what)| (t - time::OffsetDateTime::now_utc(), t, what));
+    let alarm = match left {
+        Some((left, t, what)) if left <= CERT_WARNING => {
+            let message = if left.is_negative() {
+                format!(
+                    "{what} expired at {}: the broker will refuse the agent; install a new certificate",
+                    rfc3339(t)
+                )
+            } else {
+                format!(
+                    "{what} expires at {} (in {} days): renew it before then",
+                    rfc3339(t),
+                    left.whole_days()
+                )
+            };
+            tracing::warn!(%message, "certificate expiry");
+            Some(message)
+        }
+        _ => None,
+    };
+    outbox.alarm("certificate_expiry".into(), alarm);
+}
+
+/// An uplink certificate this close to its end raises the `certificate_expiry` alarm.
+const CERT_WARNING: time::Duration = time::Duration::days(30);
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// Port settings of a serial source (validated by check-config).

@@ -83,6 +83,13 @@ fn start_up_is_audited_published_and_a_changed_config_is_named() {
         certs.contains("agent.pem") && !certs.contains(PAN),
         "{certs}"
     );
+    assert!(certs.contains("CN=test-ca-agent, expires"), "{certs}");
+    // The test PKI does not expire for centuries: no alarm.
+    let st = status(&cfg);
+    assert!(
+        !st["alarms"].to_string().contains("certificate_expiry"),
+        "{st}"
+    );
     drop(agent);
 
     // Same config again: loaded, not changed. Then an edit: changed, naming both digests.
@@ -145,4 +152,59 @@ fn start_up_is_audited_published_and_a_changed_config_is_named() {
         assert!(!p.to_string().contains(PAN), "{p}");
         assert!(p["at"].as_str().is_some_and(|t| t.ends_with('Z')), "{p}");
     }
+}
+
+#[test]
+fn a_certificate_near_its_end_raises_an_alarm_and_its_date_is_audited() {
+    let w = World::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "short-lived-ca");
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(5);
+    let ca = w.path("short-lived-ca.pem");
+    std::fs::write(&ca, params.self_signed(&key).unwrap().pem()).unwrap();
+    let lan_port = free_port();
+    let cfg = w.agent_config(lan_port, "", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&w.pki.ca.display().to_string(), &ca.display().to_string());
+    std::fs::write(&cfg, text).unwrap();
+    let _agent = Agent::start(&cfg, lan_port, w.path("agent.log"));
+
+    eventually(Duration::from_secs(15), "expiry alarm raised", || {
+        status(&cfg)["alarms"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["name"] == "certificate_expiry"))
+    });
+    let st = status(&cfg);
+    let alarm = st["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "certificate_expiry")
+        .unwrap();
+    let message = alarm["message"].as_str().unwrap();
+    assert!(
+        message.contains("CN=short-lived-ca") && message.contains("renew"),
+        "{message}"
+    );
+    eventually(Duration::from_secs(10), "certificates audited", || {
+        audit_rows(&cfg)
+            .iter()
+            .any(|r| r["action"] == "certificates_loaded")
+    });
+    let rows = audit_rows(&cfg);
+    let loaded = rows
+        .iter()
+        .find(|r| r["action"] == "certificates_loaded")
+        .unwrap();
+    let detail = loaded["detail"].as_str().unwrap();
+    let year = (time::OffsetDateTime::now_utc() + time::Duration::days(5)).year();
+    assert!(
+        detail.contains("CN=short-lived-ca, expires") && detail.contains(&year.to_string()),
+        "{detail}"
+    );
 }

@@ -65,3 +65,28 @@ pub fn client_config(
     };
     Ok(Arc::new(config))
 }
+
+/// Who a certificate names and until when it is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Subject distinguished name, e.g. `CN=store-042`.
+    pub subject: String,
+    /// End of validity.
+    pub not_after: time::OffsetDateTime,
+}
+
+/// Subject and expiry of every certificate in a PEM file, for the audit trail and the
+/// expiry alarm.
+pub fn describe(path: &Path) -> Result<Vec<CertInfo>, TlsSetupError> {
+    load_certs(path)?
+        .iter()
+        .map(|der| {
+            let (_, cert) =
+                x509_parser::parse_x509_certificate(der).map_err(|e| pem_err(path, e))?;
+            Ok(CertInfo {
+                subject: cert.subject().to_string(),
+                not_after: cert.validity().not_after.to_datetime(),
+            })
+        })
+        .collect()
+}
