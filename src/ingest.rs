@@ -5,7 +5,8 @@ use crate::config::Format;
 use crate::config::is_topic_safe;
 use crate::decode;
 use crate::event::{
-    Fields, IdempotencyKey, Origin, PendingEvent, RegisterId, SCHEMA, get_str, raw as raw_member,
+    Fields, IdempotencyKey, Origin, PendingEvent, RegisterId, SCHEMA, SourceName, get_str,
+    raw as raw_member,
 };
 use crate::redact::{self, Redactions};
 use serde_json::{Value, json};
@@ -145,6 +146,12 @@ fn stamp(
     let integrity_flagged = fields
         .get("body")
         .is_some_and(|b| b.get().contains("\"integrity\":[\""));
+    let derived = match event_type.as_str() {
+        "transaction" => inventory(ctx, &fields, &key, &register)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
     let event = PendingEvent {
         integrity_flagged,
         body: fields,
@@ -152,8 +159,61 @@ fn stamp(
         register_id: register,
         event_type,
         source: ctx.origin.name.clone(),
+        derived,
     };
     (Prepared::Event(event), found)
+}
+
+/// Schema of the inventory messages on `…/{register}/inventory`.
+pub const INVENTORY_SCHEMA: &str = "posedge.inventory/1";
+
+/// The stock movements of a transaction as a message of its own, on the source's
+/// `<name>.inventory` lane (its own gapless `seq`, so the events' `seq` stays theirs).
+/// `None` when nothing moves or the body is not a transaction (flagged on the event).
+fn inventory(
+    ctx: &SourceContext,
+    fields: &Fields,
+    key: &IdempotencyKey,
+    register: &RegisterId,
+) -> Option<PendingEvent> {
+    let tx: crate::model::Transaction = serde_json::from_str(fields.get("body")?.get()).ok()?;
+    let training = fields
+        .get("flags")
+        .and_then(|f| serde_json::from_str::<Value>(f.get()).ok())
+        .is_some_and(|f| f["training"] == true);
+    let movements = crate::derive::inventory::movements(&tx, training);
+    if movements.is_empty() {
+        return None;
+    }
+    let mut body = Fields::new();
+    for member in [
+        "store_id",
+        "register_id",
+        "business_day",
+        "pos_sequence",
+        "occurred_at",
+        "received_at",
+        "source",
+    ] {
+        if let Some(v) = fields.get(member) {
+            body.insert(member.into(), v.clone());
+        }
+    }
+    let own_key = IdempotencyKey::new(format!("{}|inventory", key.as_str()));
+    let text = |s: &str| raw_member(&Value::String(s.to_string()));
+    body.insert("schema".into(), text(INVENTORY_SCHEMA));
+    body.insert("idempotency_key".into(), text(own_key.as_str()));
+    body.insert("of_idempotency_key".into(), text(key.as_str()));
+    body.insert("movements".into(), raw_member(&json!(movements)));
+    Some(PendingEvent {
+        body,
+        idempotency_key: own_key,
+        register_id: register.clone(),
+        event_type: "inventory".into(),
+        source: SourceName::new(format!("{}.inventory", ctx.origin.name.as_str())),
+        integrity_flagged: false,
+        derived: Vec::new(),
+    })
 }
 
 /// Applies the mapping rules for this source and format. Runs before redaction, so

@@ -6,6 +6,7 @@ pub mod config;
 pub mod decode;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod derive;
 pub mod event;
 #[cfg(test)]
 mod fixtures;

@@ -2,7 +2,8 @@
 //! tender, partial refund with its link, mixed tax rates, no-SKU item, line void,
 //! post-void, no-sale, training, offline approval, cash rounding), through the whole
 //! agent to a real broker: every money figure arrives exactly as the register sent it, no
-//! integrity finding is raised on a consistent transaction, and links resolve.
+//! integrity finding is raised on a consistent transaction, links resolve, and the
+//! inventory feed nets to the stock change counted by hand.
 
 mod common;
 
@@ -88,7 +89,7 @@ fn every_edge_case_arrives_with_exact_figures_and_resolving_links() {
         .payloads
         .iter()
         .map(|p| serde_json::from_slice(p).unwrap())
-        .filter(|v: &Value| v.get("idempotency_key").is_some())
+        .filter(|v: &Value| v["schema"] == "posedge.event/1")
         .collect();
     let find = |e: &Value| {
         delivered
@@ -138,6 +139,62 @@ fn every_edge_case_arrives_with_exact_figures_and_resolving_links() {
             .any(|l| l["kind"] == "rounding" && l["amount"] == 1),
         "{rounding}"
     );
+    // The inventory feed: one message per stock-moving transaction, on its own lane;
+    // the sale and partial return of the fixture net to the stock change counted by hand
+    // (see src/derive/inventory.rs), the post-void gives back all its sale took.
+    // Ten fixture transactions move stock (completed or post-voided, not training).
+    eventually(Duration::from_secs(20), "inventory feed delivered", || {
+        sub.seen().derived >= 10
+    });
+    let inventory: Vec<Value> = sub
+        .seen()
+        .payloads
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .filter(|v: &Value| v["schema"] == "posedge.inventory/1")
+        .collect();
+    let net = |case: &str| {
+        let mut per_sku = std::collections::BTreeMap::<String, f64>::new();
+        for ev in fixture(case) {
+            let msg = inventory
+                .iter()
+                .find(|m| m["of_idempotency_key"] == find(&ev)["idempotency_key"]);
+            for m in msg
+                .into_iter()
+                .flat_map(|m| m["movements"].as_array().unwrap())
+            {
+                let sku = m["sku"].as_str().unwrap_or("?").to_string();
+                // Quantities here are whole pieces; f64 is exact for them.
+                let q: f64 = m["quantity"].as_str().unwrap().parse().unwrap();
+                *per_sku.entry(sku).or_default() += q;
+            }
+        }
+        per_sku.retain(|_, q| *q != 0.0);
+        per_sku
+    };
+    assert_eq!(
+        net("partial_refund"),
+        std::collections::BTreeMap::from([("100106".to_string(), -1.0)])
+    );
+    assert!(net("post_void").is_empty(), "{:?}", net("post_void"));
+    assert!(net("training").is_empty());
+    assert!(
+        inventory
+            .iter()
+            .all(|m| m["source"]["name"] == "lan1" && m["seq"].as_u64().is_some()),
+        "{inventory:?}"
+    );
+    let mut seqs: Vec<u64> = inventory
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gapless lane"
+    );
+
     // Card numbers planted by the generator arrive masked, never whole.
     for d in &delivered {
         for line in d["body"]["lines"].as_array().into_iter().flatten() {

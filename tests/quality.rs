@@ -74,7 +74,7 @@ fn events(sub: &posedge::sim::subscriber::Subscriber) -> Vec<Value> {
         .payloads
         .iter()
         .map(|p| serde_json::from_slice::<Value>(p).unwrap())
-        .filter(|v| v.get("idempotency_key").is_some())
+        .filter(|v| v["schema"] == "posedge.event/1")
         .collect()
 }
 

@@ -80,6 +80,9 @@ pub struct PendingEvent {
     pub source: SourceName,
     /// The body carries integrity findings (totals that do not add up), counted per source.
     pub integrity_flagged: bool,
+    /// Messages derived from this event (inventory movements), stored in the same
+    /// transaction and only when the event itself is new.
+    pub derived: Vec<PendingEvent>,
 }
 
 impl PendingEvent {

@@ -10,7 +10,7 @@ pub mod transaction;
 
 pub use decimal::{Decimal, DecimalError};
 pub use money::{Amount, Currency, Money, MoneyError};
-pub use transaction::{PosSequence, Transaction};
+pub use transaction::{Kind, Line, PosSequence, Status, Transaction};
 
 use crate::event::Fields;
 use serde::{Deserialize, Serialize};

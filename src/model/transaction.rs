@@ -474,7 +474,8 @@ impl Transaction {
 
     /// Items that count: not voided, and not the reversal of a voided line (a register
     /// that marks both would otherwise subtract the article twice).
-    fn counted_items(&self) -> impl Iterator<Item = &ItemLine> {
+    /// Item lines that count: neither voided nor the reversal of a voided line.
+    pub fn counted_items(&self) -> impl Iterator<Item = &ItemLine> {
         let voided: Vec<u32> = self.items().filter(|i| i.void).map(|i| i.line).collect();
         self.items()
             .filter(move |i| !i.void && !i.voids_line.is_some_and(|v| voided.contains(&v)))

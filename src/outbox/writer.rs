@@ -509,7 +509,7 @@ fn write_group(
     for msg in group {
         match msg {
             Ingest::Event {
-                event,
+                mut event,
                 redacted,
                 acks,
                 reply,
@@ -519,69 +519,18 @@ fn write_group(
                 c.received += 1;
                 c.redacted += i64::from(redacted);
                 c.acked += i64::from(acks);
-                let last = match done.seqs.get(&source).or_else(|| cache.get(&source)) {
-                    Some(n) => *n,
-                    None => tx
-                        .prepare_cached("SELECT last_seq FROM source_seq WHERE source = ?1")?
-                        .query_row([&source], |r| r.get::<_, i64>(0))
-                        .optional()?
-                        .map(|n| u64::try_from(n).unwrap_or(0))
-                        .unwrap_or(0),
-                };
-                let seq = Seq::new(last).next();
-                let event_id = EventId::new_v7();
-                let key = event.idempotency_key.as_str().to_string();
-                let register = event.register_id.as_str().to_string();
-                let event_type = event.event_type.clone();
                 let flagged = event.integrity_flagged;
-                let payload = event.finish(&event_id, seq);
-                // The unique key does the de-duplication lookup as part of the insert.
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(idempotency_key) DO NOTHING",
-                    )?
-                    .execute(params![
-                        event_id.as_str(),
-                        key,
-                        source,
-                        seq.get() as i64,
-                        register,
-                        event_type,
-                        payload,
-                        now
-                    ])?;
-                if inserted == 0 {
-                    // A register re-sent a record it had no ack for: answer with the
-                    // original identity, store nothing, consume no seq.
-                    let (id, seq) = tx
-                        .prepare_cached(
-                            "SELECT event_id, seq FROM events WHERE idempotency_key = ?1",
-                        )?
-                        .query_row([&key], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                        })?;
-                    let stored = Stored {
-                        event_id: EventId::from_stored(id),
-                        seq: Seq::new(u64::try_from(seq).unwrap_or(0)),
-                        duplicate: true,
-                    };
-                    done.replies.push(Reply::Event(reply, stored));
-                    continue;
+                let derived = std::mem::take(&mut event.derived);
+                let stored = insert_event(&tx, cache, &mut done, event, now)?;
+                if !stored.duplicate {
+                    if flagged {
+                        counts.entry(source).or_default().integrity += 1;
+                    }
+                    // Derived messages share the event's fate: stored with it, once.
+                    for d in derived {
+                        insert_event(&tx, cache, &mut done, d, now)?;
+                    }
                 }
-                done.seqs.insert(source.clone(), seq.get());
-                if flagged {
-                    counts.entry(source.clone()).or_default().integrity += 1;
-                }
-                let row = tx.last_insert_rowid();
-                tx.prepare_cached("INSERT INTO outbox (id, bytes) VALUES (?1, ?2)")?
-                    .execute(params![row, payload.len() as i64])?;
-                done.added += payload.len() as u64;
-                let stored = Stored {
-                    event_id,
-                    seq,
-                    duplicate: false,
-                };
                 done.replies.push(Reply::Event(reply, stored));
             }
             Ingest::DeadLetter {
@@ -641,6 +590,73 @@ fn write_group(
     }
     tx.commit()?;
     Ok(done)
+}
+
+/// Inserts one event (or a derived message) on its source's `seq` lane. A key already
+/// stored answers with the original identity and consumes no `seq`.
+fn insert_event(
+    tx: &Connection,
+    cache: &HashMap<String, u64>,
+    done: &mut GroupDone,
+    event: crate::event::PendingEvent,
+    now: i64,
+) -> Result<Stored, rusqlite::Error> {
+    let source = event.source.as_str().to_string();
+    let last = match done.seqs.get(&source).or_else(|| cache.get(&source)) {
+        Some(n) => *n,
+        None => tx
+            .prepare_cached("SELECT last_seq FROM source_seq WHERE source = ?1")?
+            .query_row([&source], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .unwrap_or(0),
+    };
+    let seq = Seq::new(last).next();
+    let event_id = EventId::new_v7();
+    let key = event.idempotency_key.as_str().to_string();
+    let register = event.register_id.as_str().to_string();
+    let event_type = event.event_type.clone();
+    let payload = event.finish(&event_id, seq);
+    // The unique key does the de-duplication lookup as part of the insert.
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(idempotency_key) DO NOTHING",
+        )?
+        .execute(params![
+            event_id.as_str(),
+            key,
+            source,
+            seq.get() as i64,
+            register,
+            event_type,
+            payload,
+            now
+        ])?;
+    if inserted == 0 {
+        // A register re-sent a record it had no ack for: answer with the original
+        // identity, store nothing, consume no seq.
+        let (id, seq) = tx
+            .prepare_cached("SELECT event_id, seq FROM events WHERE idempotency_key = ?1")?
+            .query_row([&key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+        return Ok(Stored {
+            event_id: EventId::from_stored(id),
+            seq: Seq::new(u64::try_from(seq).unwrap_or(0)),
+            duplicate: true,
+        });
+    }
+    done.seqs.insert(source, seq.get());
+    let row = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO outbox (id, bytes) VALUES (?1, ?2)")?
+        .execute(params![row, payload.len() as i64])?;
+    done.added += payload.len() as u64;
+    Ok(Stored {
+        event_id,
+        seq,
+        duplicate: false,
+    })
 }
 
 fn set_state(conn: &Connection, key: &str, value: &str) -> Result<(), rusqlite::Error> {

@@ -27,8 +27,10 @@ pub struct Seen {
     pub other: u64,
     /// The subscription has been acknowledged at least once.
     pub subscribed: bool,
-    /// Every message received, events or not.
+    /// Every message received except derived feeds, events or not.
     pub total: u64,
+    /// Derived-feed messages (inventory), counted apart.
+    pub derived: u64,
 }
 
 impl Seen {
@@ -136,6 +138,8 @@ impl Subscriber {
 #[derive(serde::Deserialize)]
 struct Probe<'a> {
     #[serde(borrow)]
+    schema: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     idempotency_key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     register_id: Option<Cow<'a, str>>,
@@ -146,14 +150,23 @@ struct Probe<'a> {
 }
 
 fn record(seen: &mut Seen, payload: &[u8], keep: bool) {
-    seen.total += 1;
     if keep {
         seen.payloads.push(payload.to_vec());
     }
     let Ok(p) = serde_json::from_slice::<Probe>(payload) else {
+        seen.total += 1;
         seen.other += 1;
         return;
     };
+    // Derived feeds (inventory) carry their own schema and keys; they are not events.
+    if p.schema
+        .as_deref()
+        .is_some_and(|s| s != crate::event::SCHEMA)
+    {
+        seen.derived += 1;
+        return;
+    }
+    seen.total += 1;
     let Some(key) = p.idempotency_key else {
         seen.other += 1;
         return;
