@@ -2,3 +2,4 @@
 //! source's task and stored in the same transaction as the event they come from.
 
 pub mod inventory;
+pub mod summary;
