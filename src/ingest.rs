@@ -193,14 +193,24 @@ fn inventory(
         "pos_sequence",
         "occurred_at",
         "received_at",
-        "source",
     ] {
         if let Some(v) = fields.get(member) {
             body.insert(member.into(), v.clone());
         }
     }
     let own_key = IdempotencyKey::new(format!("{}|inventory", key.as_str()));
+    let lane = SourceName::new(format!("{}.inventory", ctx.origin.name.as_str()));
     let text = |s: &str| raw_member(&Value::String(s.to_string()));
+    // `source.name` is the lane whose gapless `seq` the message carries, so a consumer
+    // tracks gaps per (store, source.name) for events and derived feeds alike.
+    body.insert(
+        "source".into(),
+        raw_member(&json!({
+            "name": lane.as_str(),
+            "kind": "derived",
+            "format": INVENTORY_SCHEMA,
+        })),
+    );
     body.insert("schema".into(), text(INVENTORY_SCHEMA));
     body.insert("idempotency_key".into(), text(own_key.as_str()));
     body.insert("of_idempotency_key".into(), text(key.as_str()));
@@ -210,7 +220,7 @@ fn inventory(
         idempotency_key: own_key,
         register_id: register.clone(),
         event_type: "inventory".into(),
-        source: SourceName::new(format!("{}.inventory", ctx.origin.name.as_str())),
+        source: lane,
         integrity_flagged: false,
         derived: Vec::new(),
     })
