@@ -151,6 +151,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The end-of-day summary: the store's time zone and business-day cut-off.
+    #[serde(default)]
+    pub summary: SummaryConfig,
     /// Mapping rules applied to decoded events before redaction and storage.
     #[serde(default, rename = "mapping")]
     pub mapping: Vec<crate::mapping::RuleSpec>,
@@ -185,6 +188,62 @@ pub struct OutboxConfig {
     /// How long delivered events are kept for resends and de-duplication (days).
     #[serde(default = "default_retain_days")]
     pub retain_delivered_days: u32,
+    /// Byte bound of the delivered archive; the oldest delivered events go first.
+    #[serde(default = "default_archive_max_bytes")]
+    pub archive_max_bytes: ByteSize,
+}
+
+fn default_archive_max_bytes() -> ByteSize {
+    ByteSize(256 << 20)
+}
+
+/// `[summary]`: when a business day closes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryConfig {
+    /// IANA time zone of the store ("Europe/Berlin"); the cut-off is local time there.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Local time ("HH:MM") at which a business day closes if its registers have not all
+    /// closed it; before noon it closes the previous day (a 04:00 cut-off closes the
+    /// evening before).
+    #[serde(default = "default_cutoff")]
+    pub cutoff: String,
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+fn default_cutoff() -> String {
+    "04:00".into()
+}
+
+impl Default for SummaryConfig {
+    fn default() -> Self {
+        SummaryConfig {
+            time_zone: default_time_zone(),
+            cutoff: default_cutoff(),
+        }
+    }
+}
+
+impl SummaryConfig {
+    /// The store's time zone.
+    pub fn zone(&self) -> Result<jiff::tz::TimeZone, String> {
+        jiff::tz::TimeZone::get(&self.time_zone)
+            .map_err(|e| format!("{:?} is not an IANA time zone: {e}", self.time_zone))
+    }
+
+    /// The cut-off as a local time of day.
+    pub fn cutoff_time(&self) -> Result<jiff::civil::Time, String> {
+        let bad = || format!("{:?} must be a local time HH:MM", self.cutoff);
+        let (h, m) = self.cutoff.split_once(':').ok_or_else(bad)?;
+        let (h, m) = (
+            h.parse::<i8>().map_err(|_| bad())?,
+            m.parse::<i8>().map_err(|_| bad())?,
+        );
+        jiff::civil::Time::new(h, m, 0, 0).map_err(|_| bad())
+    }
 }
 
 fn default_outbox_path() -> PathBuf {
@@ -215,6 +274,7 @@ impl Default for OutboxConfig {
             group_commit_ms: default_group_commit_ms(),
             max_group: default_max_group(),
             retain_delivered_days: default_retain_days(),
+            archive_max_bytes: default_archive_max_bytes(),
         }
     }
 }
@@ -644,6 +704,12 @@ impl Config {
                 "outbox.retain_delivered_days",
                 format!("{} must be 0–366", o.retain_delivered_days),
             );
+        }
+        if let Err(e) = self.summary.zone() {
+            bad("summary.time_zone", e);
+        }
+        if let Err(e) = self.summary.cutoff_time() {
+            bad("summary.cutoff", e);
         }
         match o.path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => bad(

@@ -153,6 +153,7 @@ fn stamp(
         _ => Vec::new(),
     };
     let event = PendingEvent {
+        business_day: business_day(&fields),
         integrity_flagged,
         body: fields,
         idempotency_key: key,
@@ -162,6 +163,14 @@ fn stamp(
         derived,
     };
     (Prepared::Event(event), found)
+}
+
+/// The event's `business_day` when it is a calendar date, the only form that may name a
+/// summary topic.
+fn business_day(fields: &Fields) -> Option<String> {
+    get_str(fields, "business_day").filter(|d| {
+        time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).is_ok()
+    })
 }
 
 /// Schema of the inventory messages on `…/{register}/inventory`.
@@ -223,6 +232,7 @@ fn inventory(
         source: lane,
         integrity_flagged: false,
         derived: Vec::new(),
+        business_day: business_day(fields),
     })
 }
 

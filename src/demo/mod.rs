@@ -102,6 +102,7 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
         }],
         metrics: None,
         log: LogConfig::default(),
+        summary: crate::config::SummaryConfig::default(),
         mapping: Vec::new(),
         digest: "built-in demo config".into(),
     };

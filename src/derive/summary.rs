@@ -258,7 +258,9 @@ fn contribution(payload: &[u8]) -> Option<Contribution> {
         },
         "no_sale" => t.no_sales = 1,
         "till" | "shift" => {
-            let action = serde_json::from_str::<Action>(body).ok().and_then(|a| a.action);
+            let action = serde_json::from_str::<Action>(body)
+                .ok()
+                .and_then(|a| a.action);
             closes = matches!(action.as_deref(), Some("close" | "settle"));
         }
         _ => {}
@@ -359,9 +361,7 @@ fn money_of(tx: &Transaction, sign: i64) -> Option<MoneyTotals> {
             for x in &item.taxes {
                 let rate = rate_key(x.rate.map(|r| r.to_string()), x.code.as_deref());
                 let e = m.tax_by_rate.entry(rate).or_default();
-                e.tax = e
-                    .tax
-                    .checked_add(s(x.amount.unwrap_or(Amount::ZERO))?)?;
+                e.tax = e.tax.checked_add(s(x.amount.unwrap_or(Amount::ZERO))?)?;
                 e.taxable = e.taxable.checked_add(s(item.extended)?)?;
             }
         }
@@ -487,10 +487,19 @@ mod tests {
         let m = eur(&s);
         assert_eq!(m.tenders["cash"], 1500);
         assert_eq!(m.tenders["credit"], 1545 + 3243);
-        assert_eq!(m.tax_by_rate["0.19"], TaxTotals { taxable: 558, tax: 106 });
+        assert_eq!(
+            m.tax_by_rate["0.19"],
+            TaxTotals {
+                taxable: 558,
+                tax: 106
+            }
+        );
         assert_eq!(
             m.tax_by_rate["0.07"],
-            TaxTotals { taxable: 2846 + 2411, tax: 199 + 168 }
+            TaxTotals {
+                taxable: 2846 + 2411,
+                tax: 199 + 168
+            }
         );
         assert_eq!(m.grand, 3045 + 3243);
         assert_eq!(m.discounts, -520);
@@ -512,7 +521,10 @@ mod tests {
     fn cash_rounding_is_kept_per_currency() {
         let s = summarise(&["rounding", "no_sku"]);
         let chf = &s.store.money[&"CHF".parse::<Currency>().unwrap()];
-        assert_eq!((chf.rounding, chf.grand, chf.tenders["cash"]), (1, 2930, 2930));
+        assert_eq!(
+            (chf.rounding, chf.grand, chf.tenders["cash"]),
+            (1, 2930, 2930)
+        );
         assert_eq!(eur(&s).grand, 2929);
     }
 
@@ -528,20 +540,40 @@ mod tests {
             s.add("a", i as u64 + 1, &e);
         }
         s.add("b", 7, &ev("reg-2", "no_sale", serde_json::json!({})));
-        s.add("b", 9, &ev("reg-2", "till", serde_json::json!({"action": "close"})));
+        s.add(
+            "b",
+            9,
+            &ev("reg-2", "till", serde_json::json!({"action": "close"})),
+        );
         assert!(!s.all_closed());
-        s.add("a", 2, &ev("reg-edge", "till", serde_json::json!({"action": "open"})));
+        s.add(
+            "a",
+            2,
+            &ev("reg-edge", "till", serde_json::json!({"action": "open"})),
+        );
         assert!(!s.all_closed());
-        s.add("a", 3, &ev("reg-edge", "shift", serde_json::json!({"action": "close"})));
+        s.add(
+            "a",
+            3,
+            &ev("reg-edge", "shift", serde_json::json!({"action": "close"})),
+        );
         assert!(s.all_closed());
         assert_eq!(s.store.events, 5);
         assert_eq!(s.registers["reg-2"].totals.events, 2);
         assert_eq!(
             s.sources["b"],
-            SourceSpan { first_seq: 7, last_seq: 9, events: 2 }
+            SourceSpan {
+                first_seq: 7,
+                last_seq: 9,
+                events: 2
+            }
         );
         // Derived messages count in their lane only.
-        s.add("a.inventory", 1, br#"{"schema":"posedge.inventory/1","register_id":"reg-edge"}"#);
+        s.add(
+            "a.inventory",
+            1,
+            br#"{"schema":"posedge.inventory/1","register_id":"reg-edge"}"#,
+        );
         assert_eq!(s.store.events, 5);
         assert_eq!(s.sources["a.inventory"].events, 1);
     }
@@ -550,8 +582,7 @@ mod tests {
     fn unreadable_or_overflowing_transactions_are_counted_not_added() {
         let mut s = DaySummary::default();
         // A post-void reverses its figures: i64::MIN has no negation.
-        let mut e: serde_json::Value =
-            serde_json::from_slice(&edge_case("post_void")[1]).unwrap();
+        let mut e: serde_json::Value = serde_json::from_slice(&edge_case("post_void")[1]).unwrap();
         e["body"]["totals"]["grand"] = i64::MIN.into();
         s.add("a", 1, &serde_json::to_vec(&e).unwrap());
         e["body"] = serde_json::json!({"not": "a transaction"});

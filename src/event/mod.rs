@@ -83,6 +83,8 @@ pub struct PendingEvent {
     /// Messages derived from this event (inventory movements), stored in the same
     /// transaction and only when the event itself is new.
     pub derived: Vec<PendingEvent>,
+    /// The event's business day when it names a valid one (YYYY-MM-DD).
+    pub business_day: Option<String>,
 }
 
 impl PendingEvent {

@@ -41,6 +41,10 @@ pub enum Action {
     DeadLetterReplayed,
     /// Dead letters were deleted for good.
     DeadLettersPurged,
+    /// A command from the cloud (`…/_agent/cmd/{name}`), accepted or refused.
+    CommandReceived,
+    /// Delivered events pruned from the archive by its byte bound.
+    ArchiveShed,
 }
 
 impl Action {
@@ -53,6 +57,8 @@ impl Action {
             Action::AuditPruned => "audit_pruned",
             Action::DeadLetterReplayed => "dead_letter_replayed",
             Action::DeadLettersPurged => "dead_letters_purged",
+            Action::CommandReceived => "command_received",
+            Action::ArchiveShed => "archive_shed",
         }
     }
 }
@@ -162,6 +168,8 @@ mod tests {
             Action::AuditPruned,
             Action::DeadLetterReplayed,
             Action::DeadLettersPurged,
+            Action::CommandReceived,
+            Action::ArchiveShed,
         ] {
             assert_eq!(
                 serde_json::to_value(a).unwrap(),

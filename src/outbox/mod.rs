@@ -4,6 +4,7 @@
 mod checkpoint;
 pub mod queue;
 pub mod replay;
+pub mod resync;
 pub mod schema;
 pub mod space;
 mod writer;
@@ -83,6 +84,33 @@ pub(crate) enum Control {
     ConfigDigest(String),
     /// The broker acknowledged these audit entries.
     AuditPublished(Vec<i64>),
+    /// Queue archived events again for the cloud; the outcome goes back on `reply`.
+    Resync {
+        request: resync::Request,
+        reply: oneshot::Sender<Result<resync::Done, String>>,
+    },
+    /// Store a newly computed end-of-day summary (unpublished).
+    Summary(StoredSummary),
+    /// The broker acknowledged this revision of a day's summary.
+    SummaryPublished {
+        business_day: String,
+        revision: u64,
+    },
+}
+
+/// A computed end-of-day summary as stored and published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSummary {
+    /// Day (YYYY-MM-DD).
+    pub business_day: String,
+    /// Publication counter of the day.
+    pub revision: u64,
+    /// `registers` or `cutoff` once final.
+    pub closed: Option<String>,
+    /// The `posedge.summary/1` JSON.
+    pub payload: Vec<u8>,
+    /// Highest `events.id` it includes.
+    pub through_id: i64,
 }
 
 /// What a source waits on: the outcome of one queued record, resolved at its commit.
@@ -112,6 +140,7 @@ impl Outbox {
             group_window: Duration::from_millis(cfg.group_commit_ms),
             max_group: cfg.max_group,
             retain: Duration::from_secs(u64::from(cfg.retain_delivered_days) * 86_400),
+            archive_max_bytes: cfg.archive_max_bytes.0,
         };
         let writer = writer::Writer::new(conn, wcfg, guard, committed.clone(), health.clone())
             .map_err(|e| {
@@ -239,6 +268,30 @@ impl Outbox {
     /// Marks audit entries the broker acknowledged.
     pub fn audit_published(&self, ids: Vec<i64>) {
         let _ = self.control.send(Control::AuditPublished(ids));
+    }
+
+    /// Asks the writer to queue archived events again (the cloud's `resync`); the
+    /// receiver yields what was queued, or why nothing could be.
+    pub fn resync(
+        &self,
+        request: resync::Request,
+    ) -> oneshot::Receiver<Result<resync::Done, String>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.control.send(Control::Resync { request, reply });
+        rx
+    }
+
+    /// Stores a computed end-of-day summary for the uplink to publish.
+    pub fn summary(&self, s: StoredSummary) {
+        let _ = self.control.send(Control::Summary(s));
+    }
+
+    /// The broker acknowledged a summary revision.
+    pub fn summary_published(&self, business_day: String, revision: u64) {
+        let _ = self.control.send(Control::SummaryPublished {
+            business_day,
+            revision,
+        });
     }
 
     /// Liveness of the writer and the uplink, for the watchdog.

@@ -68,6 +68,26 @@ const MIGRATIONS: &[&str] = &[
         requested_by TEXT NOT NULL
     );
     "#,
+    // 5: the business day of each event (NULL when the event names none: such events
+    // belong to the day their arrival falls in), and the end-of-day summaries.
+    r#"
+    ALTER TABLE events ADD COLUMN business_day TEXT;
+    UPDATE events SET business_day = json_extract(CAST(payload AS TEXT), '$.business_day')
+        WHERE json_valid(CAST(payload AS TEXT));
+    UPDATE events SET business_day = NULL WHERE business_day IS NOT NULL
+        AND business_day NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]';
+    CREATE INDEX events_day ON events (business_day) WHERE business_day IS NOT NULL;
+    CREATE INDEX events_undated ON events (received_at_ms) WHERE business_day IS NULL;
+    CREATE TABLE summaries (
+        business_day TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL,
+        closed TEXT,
+        payload BLOB NOT NULL,
+        through_id INTEGER NOT NULL,
+        computed_at_ms INTEGER NOT NULL,
+        published INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -23,6 +23,8 @@ pub struct WriterConfig {
     pub max_group: usize,
     /// Delivered events older than this are pruned.
     pub retain: Duration,
+    /// Byte bound of the delivered archive.
+    pub archive_max_bytes: u64,
 }
 
 /// Per-source counter deltas, written in the same transaction as the rows they count.
@@ -41,6 +43,8 @@ pub(super) struct Writer {
     cfg: WriterConfig,
     guard: SpaceGuard,
     pending_bytes: u64,
+    /// Payload bytes of stored events that are not queued: the delivered archive.
+    archive_bytes: u64,
     last_seq: HashMap<String, u64>,
     pressure: Option<Pressure>,
     committed: Arc<Notify>,
@@ -67,11 +71,18 @@ impl Writer {
             conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| {
                 r.get(0)
             })?;
+        let archive_bytes: i64 = conn.query_row(
+            "SELECT COALESCE(SUM(length(payload)), 0) FROM events e
+             WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(Writer {
             conn,
             cfg,
             guard,
             pending_bytes: u64::try_from(pending_bytes).unwrap_or(0),
+            archive_bytes: u64::try_from(archive_bytes).unwrap_or(0),
             last_seq: HashMap::new(),
             pressure: None,
             committed,
@@ -135,6 +146,9 @@ impl Writer {
                         self.refresh_pressure();
                         self.heartbeat();
                         self.replay_requested();
+                        if self.archive_bytes > self.cfg.archive_max_bytes {
+                            self.shed_archive();
+                        }
                         if self.last_prune.elapsed() >= PRUNE_EVERY {
                             self.prune_delivered();
                             self.prune_audit();
@@ -189,12 +203,22 @@ impl Writer {
         // Deliveries and state need no fsync of their own: if power fails before the next
         // fsync'd commit, a delivered row is simply sent again (a duplicate, never a loss).
         // Ingest commits, and any batch holding an audit entry, stay `synchronous=FULL`.
-        let audited = batch
-            .iter()
-            .any(|c| matches!(c, Control::Audit(_) | Control::ConfigDigest(_)));
+        // Batches with an audit entry commit with a full fsync; they, and new summaries,
+        // wake the uplink.
+        let audited = batch.iter().any(|c| {
+            matches!(
+                c,
+                Control::Audit(_)
+                    | Control::ConfigDigest(_)
+                    | Control::Resync { .. }
+                    | Control::Summary(_)
+            )
+        });
+        let mut answers = Vec::new();
         if !audited {
             let _ = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
         }
+        let mut requeued = 0u64;
         let result = (|| -> Result<u64, rusqlite::Error> {
             let tx = self.conn.transaction()?;
             let mut freed = 0u64;
@@ -252,6 +276,55 @@ impl Writer {
                                 .execute([id])?;
                         }
                     }
+                    Control::Resync { request, reply } => {
+                        let done = super::resync::requeue(&tx, &request)?;
+                        let entry = audit::Entry::new(
+                            audit::Actor::Cloud,
+                            audit::Action::CommandReceived,
+                            audit::Outcome::Success,
+                            &format!(
+                                "resync {} of {} seq {}–{}: {} queued again, {} already queued, missing {:?}",
+                                request.id,
+                                request.source,
+                                request.from_seq,
+                                request.to_seq,
+                                done.rows.len(),
+                                done.already_queued,
+                                done.missing
+                            ),
+                        );
+                        insert_audit(&tx, &entry, now)?;
+                        requeued += done.bytes;
+                        answers.push((reply, done));
+                    }
+                    Control::Summary(sum) => {
+                        tx.prepare_cached(
+                            "INSERT INTO summaries (business_day, revision, closed, payload, through_id, computed_at_ms, published)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
+                             ON CONFLICT(business_day) DO UPDATE SET revision = excluded.revision,
+                               closed = excluded.closed, payload = excluded.payload,
+                               through_id = excluded.through_id, computed_at_ms = excluded.computed_at_ms,
+                               published = 0
+                             WHERE excluded.revision > summaries.revision",
+                        )?
+                        .execute(params![
+                            sum.business_day,
+                            sum.revision as i64,
+                            sum.closed,
+                            sum.payload,
+                            sum.through_id,
+                            now
+                        ])?;
+                    }
+                    Control::SummaryPublished {
+                        business_day,
+                        revision,
+                    } => {
+                        tx.prepare_cached(
+                            "UPDATE summaries SET published = 1 WHERE business_day = ?1 AND revision = ?2",
+                        )?
+                        .execute(params![business_day, revision as i64])?;
+                    }
                 }
             }
             if acked_any {
@@ -269,10 +342,19 @@ impl Writer {
             std::process::abort();
         }
         match result {
-            Ok(freed) => self.pending_bytes = self.pending_bytes.saturating_sub(freed),
+            Ok(freed) => {
+                self.pending_bytes = self.pending_bytes.saturating_sub(freed) + requeued;
+                self.archive_bytes = (self.archive_bytes + freed).saturating_sub(requeued);
+                for (reply, done) in answers {
+                    let _ = reply.send(Ok(done));
+                }
+            }
             // The rows stay queued and are re-sent: a duplicate, never a loss.
             Err(e) => {
-                tracing::error!(error = %e, "outbox could not record deliveries; they will be re-sent")
+                tracing::error!(error = %e, "outbox could not record deliveries; they will be re-sent");
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(format!("the outbox could not queue them: {e}")));
+                }
             }
         }
     }
@@ -314,23 +396,28 @@ impl Writer {
             .unwrap_or(0)
     }
 
-    /// Drops delivered events past retention, and under disk pressure the oldest
-    /// delivered events regardless of age: the archive yields before ingest does.
+    /// Drops delivered events past retention (but not those of a business day whose
+    /// summary is not final yet), and under disk pressure the oldest delivered events
+    /// regardless of age: the archive yields before ingest does.
     fn prune_delivered(&mut self) -> usize {
         self.last_prune = Instant::now();
         let cutoff = now_ms() - self.cfg.retain.as_millis() as i64;
         let under_pressure = matches!(self.pressure, Some(Pressure::DiskLow { .. }));
-        let sql = if under_pressure {
-            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id) ORDER BY e.id LIMIT 10000)"
+        let result = if under_pressure {
+            self.delete_delivered("1", [])
         } else {
-            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.received_at_ms < ?1 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id) ORDER BY e.id LIMIT 10000)"
+            self.delete_delivered(
+                "e.received_at_ms < ?1 AND (e.business_day IS NULL OR e.business_day IN
+                   (SELECT business_day FROM summaries WHERE closed IS NOT NULL))",
+                [cutoff],
+            )
         };
-        let n = if under_pressure {
-            self.conn.execute(sql, [])
-        } else {
-            self.conn.execute(sql, [cutoff])
-        };
-        match n {
+        let _ = self.conn.execute(
+            "DELETE FROM summaries WHERE published = 1 AND computed_at_ms < ?1 AND NOT EXISTS
+               (SELECT 1 FROM events e WHERE e.business_day = summaries.business_day)",
+            [cutoff],
+        );
+        match result {
             Ok(n) => {
                 if n > 0 {
                     tracing::info!(events = n, "pruned delivered events from the archive");
@@ -342,6 +429,61 @@ impl Writer {
                 0
             }
         }
+    }
+
+    /// Keeps the archive under its byte bound: the oldest delivered events go first, and
+    /// the loss of resync reach is audited.
+    fn shed_archive(&mut self) {
+        let before = self.archive_bytes;
+        let mut n = 0;
+        while self.archive_bytes > self.cfg.archive_max_bytes {
+            match self.delete_delivered("1", []) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => {
+                    tracing::warn!(error = %e, "shedding the delivered archive failed");
+                    return;
+                }
+            }
+        }
+        if n > 0 {
+            let detail = format!(
+                "{n} delivered events pruned: the archive held {before} bytes, its bound is {} (outbox.archive_max_bytes); resync cannot reach them any more",
+                self.cfg.archive_max_bytes
+            );
+            tracing::info!(events = n, bytes_before = before, "{detail}");
+            let entry = audit::Entry::new(
+                audit::Actor::Agent,
+                audit::Action::ArchiveShed,
+                audit::Outcome::Success,
+                &detail,
+            );
+            if let Err(e) = insert_audit(&self.conn, &entry, now_ms()) {
+                tracing::warn!(error = %e, "could not audit the archive shed");
+            }
+        }
+    }
+
+    /// Deletes up to 10,000 of the oldest delivered events matching `filter` and takes
+    /// their bytes off the archive's count.
+    fn delete_delivered<P: rusqlite::Params>(
+        &mut self,
+        filter: &str,
+        params: P,
+    ) -> rusqlite::Result<usize> {
+        let sql = format!(
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE {filter}
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id) ORDER BY e.id LIMIT 10000)
+             RETURNING length(payload)"
+        );
+        let sizes = self
+            .conn
+            .prepare(&sql)?
+            .query_map(params, |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes: u64 = sizes.iter().map(|b| u64::try_from(*b).unwrap_or(0)).sum();
+        self.archive_bytes = self.archive_bytes.saturating_sub(bytes);
+        Ok(sizes.len())
     }
 
     /// Replays the dead letters operators asked for: the source's decoder, mapping and
@@ -616,12 +758,13 @@ fn insert_event(
     let key = event.idempotency_key.as_str().to_string();
     let register = event.register_id.as_str().to_string();
     let event_type = event.event_type.clone();
+    let business_day = event.business_day.clone();
     let payload = event.finish(&event_id, seq);
     // The unique key does the de-duplication lookup as part of the insert.
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(idempotency_key) DO NOTHING",
+            "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms, business_day)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(idempotency_key) DO NOTHING",
         )?
         .execute(params![
             event_id.as_str(),
@@ -631,7 +774,8 @@ fn insert_event(
             register,
             event_type,
             payload,
-            now
+            now,
+            business_day
         ])?;
     if inserted == 0 {
         // A register re-sent a record it had no ack for: answer with the original
