@@ -29,6 +29,14 @@ pub enum StartError {
     /// The uplink settings or certificates are unusable.
     #[error(transparent)]
     Uplink(#[from] UplinkSetupError),
+    /// A key check-config would have refused.
+    #[error("{key}: {message}")]
+    Config {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// A listener could not bind.
     #[error("source {name}: cannot listen on {addr}: {source}")]
     Bind {
@@ -190,6 +198,30 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     audit_start(cfg, &outbox, &reader);
     outbox.replay_with(contexts);
     tokio::spawn(uplink::run(settings, outbox.clone(), reader));
+    // check-config validated both; a config that skipped it fails here, loudly.
+    let zone = cfg.summary.zone().map_err(|message| StartError::Config {
+        key: "summary.time_zone",
+        message,
+    })?;
+    let cutoff = cfg
+        .summary
+        .cutoff_time()
+        .map_err(|message| StartError::Config {
+            key: "summary.cutoff",
+            message,
+        })?;
+    tokio::spawn(crate::derive::day_close::run(
+        outbox.clone(),
+        crate::derive::day_close::Calendar::new(zone, cutoff),
+        crate::derive::day_close::Store {
+            tenant_id: cfg.tenant.clone(),
+            store_id: cfg.store_id.clone(),
+            time_zone: cfg.summary.time_zone.clone(),
+            revise_for: std::time::Duration::from_secs(
+                u64::from(cfg.outbox.retain_delivered_days) * 86_400,
+            ),
+        },
+    ));
     Ok(Running {
         outbox,
         listening,

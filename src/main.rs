@@ -181,6 +181,9 @@ mod posedge_cli {
         /// Business day (YYYY-MM-DD).
         #[arg(long, default_value = "2026-11-27")]
         pub business_day: String,
+        /// Make the last event a till close, ending the register's business day
+        #[arg(long)]
+        pub close_day: bool,
         /// Events per second; 0 sends as fast as acks allow.
         #[arg(long, default_value_t = 0)]
         pub rate: u64,
@@ -471,6 +474,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ledger: a.ledger,
                 give_up_after: std::time::Duration::from_secs(a.give_up_s),
                 format: a.format,
+                close_day: a.close_day,
             };
             let report = if a.serial.is_some() || a.pty {
                 let target = posedge::sim::serial::SerialTarget {

@@ -31,6 +31,7 @@ fn sim(
         ledger: Some(ledger),
         give_up_after: Duration::from_secs(60),
         format: posedge::config::Format::Ndjson,
+        close_day: false,
     }
 }
 

@@ -149,6 +149,7 @@ pub async fn run(args: DemoArgs) -> Result<bool, DemoError> {
             ledger: Some(dir.path().join(format!("ledger-{r}.ndjson"))),
             give_up_after: Duration::from_secs(30),
             format: crate::config::Format::Ndjson,
+            close_day: false,
         };
         sims.push(tokio::spawn(async move { register::run(&o).await }));
     }

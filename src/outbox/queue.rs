@@ -367,6 +367,19 @@ impl Reader {
         self.with(|c| audit_entries(c, after, limit, true))
     }
 
+    /// End-of-day summaries not yet acknowledged by the broker: (day, revision, payload).
+    pub fn unpublished_summaries(&self) -> rusqlite::Result<Vec<(String, u64, Vec<u8>)>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT business_day, revision, payload FROM summaries WHERE published = 0 ORDER BY business_day",
+            )?
+            .query_map([], |r| {
+                Ok((r.get(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0), r.get(2)?))
+            })?
+            .collect()
+        })
+    }
+
     /// See [`config_digest`].
     pub fn config_digest(&self) -> rusqlite::Result<Option<String>> {
         self.with(config_digest)

@@ -657,6 +657,23 @@ impl Generator {
         }
     }
 
+    /// A till close: the register ends its business day (the end-of-day summary's
+    /// explicit trigger). It takes the next `pos_sequence`.
+    pub fn close_till(&mut self) -> Value {
+        self.seq += 1;
+        self.clock_ms += STEP_MAX_MS;
+        json!({
+            "event_type": "till",
+            "register_id": self.register_id,
+            "pos_sequence": self.seq,
+            "business_day": self.business_day,
+            "operator_id": self.operator,
+            "occurred_at": rfc3339(self.clock_ms),
+            "flags": {"training": false, "offline_payment": false, "reprint": false},
+            "body": self.till("close", self.data.float),
+        })
+    }
+
     /// The next event as a JSON object.
     pub fn next_event(&mut self) -> Value {
         let index = self.seq;

@@ -41,6 +41,8 @@ pub struct SimOptions {
     pub give_up_after: Duration,
     /// What the register speaks.
     pub format: Format,
+    /// The last event is a till close: the register closes its business day.
+    pub close_day: bool,
 }
 
 /// What a run did.
@@ -160,7 +162,11 @@ pub fn next_record(
     report: &mut SimReport,
 ) -> (Value, Vec<u8>) {
     loop {
-        let ev = generator.next_event();
+        let ev = if o.close_day && report.generated + 1 == o.count {
+            generator.close_till()
+        } else {
+            generator.next_event()
+        };
         match super::encode::record(o.format, &ev, CodePage::Cp858) {
             Some(raw) => return (ev, raw),
             None => report.skipped += 1,

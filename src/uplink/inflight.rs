@@ -17,6 +17,15 @@ pub enum Carried {
     Status,
     /// An audit entry (marked published on its PUBACK).
     Audit(i64),
+    /// A revision of a day's summary (marked published on its PUBACK).
+    Summary {
+        /// The business day as YYYYMMDD.
+        day: u32,
+        /// Its revision.
+        revision: u64,
+    },
+    /// A reply to a cloud command (nothing to record).
+    Reply,
 }
 
 /// Publishes handed to rumqttc and not yet acknowledged.
@@ -121,6 +130,13 @@ impl RecentAcks {
         }
     }
 
+    /// Forgets rows queued again on purpose (a resync), so they are sent.
+    pub fn forget(&mut self, rows: impl IntoIterator<Item = RowId>) {
+        for row in rows {
+            self.set.remove(&row);
+        }
+    }
+
     /// True when the row was acknowledged recently.
     pub fn contains(&self, row: RowId) -> bool {
         self.set.contains(&row)
@@ -150,5 +166,7 @@ mod recent_tests {
         assert!(r.contains(RowId(3)) && r.contains(RowId(5)));
         r.extend([RowId(5)]);
         assert_eq!(r.len(), 3);
+        r.forget([RowId(4)]);
+        assert!(!r.contains(RowId(4)) && r.contains(RowId(5)));
     }
 }

@@ -9,8 +9,9 @@ pub mod tls;
 
 use crate::config::Config;
 use crate::event::RowId;
+use crate::ops::audit;
 use crate::ops::health::{BEAT_EVERY, Stage, sleep_beating};
-use crate::outbox::{Outbox, queue};
+use crate::outbox::{Outbox, queue, resync};
 use backoff::Backoff;
 use counters::UplinkCounters;
 use inflight::{Carried, Inflight, RecentAcks};
@@ -29,6 +30,8 @@ const DELETE_BATCH: usize = 512;
 const DELETE_EVERY: Duration = Duration::from_millis(20);
 /// Audit entries read per query.
 const AUDIT_BATCH: usize = 64;
+/// How often the uplink looks for end-of-day summaries to publish.
+const SUMMARY_EVERY: Duration = Duration::from_secs(2);
 /// How often an ongoing outage is summarised in the log.
 const OUTAGE_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -199,6 +202,13 @@ async fn drive(
         ),
     );
 
+    session.subscribe(format!("{}/_agent/cmd/+", settings.prefix))?;
+    let (resynced_tx, mut resynced) = tokio::sync::mpsc::unbounded_channel();
+    let mut summaries_sent = std::collections::HashSet::new();
+    // Summaries are a daily feed: looked for at connect and then every few seconds, not
+    // on the event path.
+    let mut summaries_due = true;
+    let mut summary_tick = tokio::time::interval(SUMMARY_EVERY);
     let window = usize::from(settings.session.max_inflight);
     let committed = outbox.committed();
     let mut inflight = Inflight::default();
@@ -248,13 +258,33 @@ async fn drive(
                 inflight.handed(Carried::Audit(a.id));
             }
         }
+        if summaries_due && inflight.len() < window {
+            summaries_due = false;
+            let due = reader
+                .unpublished_summaries()
+                .map_err(|e| format!("reading the summaries: {e}"))?;
+            for (day, revision, payload) in due {
+                let Some(day_num) = day_number(&day) else {
+                    continue;
+                };
+                if summaries_sent.insert((day_num, revision)) {
+                    let topic = format!("{}/_agent/summary/{day}", settings.prefix);
+                    session.publish(topic, payload.into(), true)?;
+                    inflight.handed(Carried::Summary {
+                        day: day_num,
+                        revision,
+                    });
+                }
+            }
+        }
         tokio::select! {
             ev = session.next() => {
-                handle(ev?, &mut inflight, outbox, delivered, &settings.counters)?;
+                let mut ctx = Dispatch { settings, outbox, inflight: &mut inflight, delivered, resynced: &resynced_tx };
+                ctx.on(ev?, session)?;
                 // Drain whatever else is ready without re-querying in between.
-                while delivered.len() < window {
+                while ctx.delivered.len() < window {
                     match session.try_next() {
-                        Some(ev) => handle(ev?, &mut inflight, outbox, delivered, &settings.counters)?,
+                        Some(ev) => ctx.on(ev?, session)?,
                         None => break,
                     }
                 }
@@ -263,7 +293,20 @@ async fn drive(
                 caught_up = false;
                 audit_caught_up = false;
             }
+            Some((request, outcome)) = resynced.recv() => {
+                if let Ok(done) = &outcome {
+                    let rows: Vec<RowId> = done.rows.iter().map(|r| RowId(*r)).collect();
+                    if let Some(first) = rows.first() {
+                        // The rows lie behind the cursor: start over from the oldest.
+                        cursor = RowId(cursor.0.min(first.0 - 1));
+                        caught_up = false;
+                    }
+                    recent_acks.forget(rows);
+                }
+                reply(settings, session, &mut inflight, &request, outcome)?;
+            }
             _ = beat.tick() => health.beat(Stage::Uplink),
+            _ = summary_tick.tick() => summaries_due = true,
             _ = flush_tick.tick(), if !delivered.is_empty() => {}
             _ = status_tick.tick() => {
                 let status = status_payload(reader);
@@ -280,6 +323,38 @@ async fn drive(
             recent_acks.extend(delivered.iter().copied());
             outbox.delivered(std::mem::take(delivered));
             last_flush = Instant::now();
+        }
+    }
+}
+
+/// Where the session's events go: PUBACKs to the outbox, messages to the command handler.
+struct Dispatch<'a> {
+    settings: &'a UplinkSettings,
+    outbox: &'a Outbox,
+    inflight: &'a mut Inflight,
+    delivered: &'a mut Vec<RowId>,
+    resynced: &'a tokio::sync::mpsc::UnboundedSender<Resynced>,
+}
+
+impl Dispatch<'_> {
+    fn on(&mut self, ev: SessionEvent, session: &Session) -> Result<(), String> {
+        match ev {
+            SessionEvent::Message { topic, payload } => command(
+                &topic,
+                &payload,
+                self.settings,
+                self.outbox,
+                session,
+                self.inflight,
+                self.resynced,
+            ),
+            ev => handle(
+                ev,
+                self.inflight,
+                self.outbox,
+                self.delivered,
+                &self.settings.counters,
+            ),
         }
     }
 }
@@ -315,11 +390,139 @@ fn handle(
                     // Kept unpublished: it goes again after the next connect.
                     tracing::warn!(id, %reason, "broker refused an audit entry")
                 }
+                (Carried::Summary { day, revision }, None) => {
+                    outbox.summary_published(day_text(day), revision)
+                }
+                (Carried::Summary { day, .. }, Some(reason)) => {
+                    tracing::warn!(day = %day_text(day), %reason, "broker refused a summary; it goes again after the next connect")
+                }
+                (Carried::Reply, None) => {}
+                (Carried::Reply, Some(reason)) => {
+                    tracing::warn!(%reason, "broker refused a command reply")
+                }
             }
         }
         SessionEvent::Connected => return Err("unexpected second CONNACK".into()),
-        SessionEvent::Other => {}
+        SessionEvent::Message { .. } | SessionEvent::Other => {}
     }
+    Ok(())
+}
+
+/// A business day (YYYY-MM-DD) as YYYYMMDD, small enough to travel in [`Carried`].
+fn day_number(day: &str) -> Option<u32> {
+    let digits: String = day.chars().filter(|c| *c != '-').collect();
+    (digits.len() == 8).then(|| digits.parse().ok()).flatten()
+}
+
+fn day_text(n: u32) -> String {
+    format!("{:04}-{:02}-{:02}", n / 10_000, n / 100 % 100, n % 100)
+}
+
+/// A resync asked for and what the writer did with it.
+type Resynced = (resync::Request, Result<resync::Done, String>);
+
+/// A message on `…/_agent/cmd/{name}`. Only the cloud's own client may publish there
+/// (broker ACL); every command is audited, and a refused one is answered too when it
+/// names an id.
+fn command(
+    topic: &str,
+    payload: &[u8],
+    settings: &UplinkSettings,
+    outbox: &Outbox,
+    session: &Session,
+    inflight: &mut Inflight,
+    resynced: &tokio::sync::mpsc::UnboundedSender<Resynced>,
+) -> Result<(), String> {
+    let name = topic.rsplit('/').next().unwrap_or_default();
+    let refuse = |why: String| {
+        tracing::warn!(command = name, reason = %why, "cloud command refused");
+        outbox.audit(audit::Entry::new(
+            audit::Actor::Cloud,
+            audit::Action::CommandReceived,
+            audit::Outcome::Failure,
+            &format!("{name}: {why}"),
+        ));
+    };
+    if name != "resync" {
+        refuse("unknown command (this agent knows: resync)".into());
+        return Ok(());
+    }
+    match resync::Request::parse(payload) {
+        Ok(request) => {
+            tracing::info!(id = %request.id, source = %request.source, from = request.from_seq,
+                to = request.to_seq, "cloud asked to resync");
+            let rx = outbox.resync(request.clone());
+            let tx = resynced.clone();
+            tokio::spawn(async move {
+                let outcome = rx
+                    .await
+                    .unwrap_or_else(|_| Err("the outbox writer stopped".into()));
+                let _ = tx.send((request, outcome));
+            });
+            Ok(())
+        }
+        Err(e) => {
+            refuse(e.to_string());
+            // Answer when the request names a usable id, so the cloud is not left waiting.
+            let id = serde_json::from_slice::<serde_json::Value>(payload)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .filter(|id| crate::config::is_topic_safe(id));
+            match id {
+                Some(id) => {
+                    let body = json!({"id": id, "command": "resync", "outcome": "refused", "detail": e.to_string()});
+                    publish_reply(settings, session, inflight, &id, &body)
+                }
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+fn reply(
+    settings: &UplinkSettings,
+    session: &Session,
+    inflight: &mut Inflight,
+    request: &resync::Request,
+    outcome: Result<resync::Done, String>,
+) -> Result<(), String> {
+    let mut body = json!({
+        "id": request.id, "command": "resync", "source": request.source,
+        "from_seq": request.from_seq, "to_seq": request.to_seq,
+    });
+    match outcome {
+        Ok(done) => {
+            body["outcome"] = json!(if done.missing.is_empty() {
+                "ok"
+            } else {
+                "partial"
+            });
+            body["requeued"] = json!(done.rows.len());
+            body["already_queued"] = json!(done.already_queued);
+            body["missing"] = json!(done.missing);
+        }
+        Err(e) => {
+            body["outcome"] = json!("refused");
+            body["detail"] = json!(e);
+        }
+    }
+    publish_reply(settings, session, inflight, &request.id, &body)
+}
+
+fn publish_reply(
+    settings: &UplinkSettings,
+    session: &Session,
+    inflight: &mut Inflight,
+    id: &str,
+    body: &serde_json::Value,
+) -> Result<(), String> {
+    let topic = format!("{}/_agent/reply/{id}", settings.prefix);
+    session.publish(
+        topic,
+        serde_json::to_vec(body).unwrap_or_default().into(),
+        false,
+    )?;
+    inflight.handed(Carried::Reply);
     Ok(())
 }
 

@@ -45,6 +45,13 @@ pub enum SessionEvent {
         /// `None` on success.
         failure: Option<String>,
     },
+    /// A message on a subscribed topic (a cloud command).
+    Message {
+        /// Topic it came on.
+        topic: String,
+        /// Payload.
+        payload: Bytes,
+    },
     /// Anything else.
     Other,
 }
@@ -161,6 +168,18 @@ impl Session {
         }
     }
 
+    /// Subscribes at QoS 1 without waiting (after every connect: sessions are clean).
+    pub fn subscribe(&self, filter: String) -> Result<(), String> {
+        match &self.client {
+            Client::V4(c) => c
+                .try_subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+            Client::V5(c) => c
+                .try_subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
     /// The next event; an error ends the session.
     pub async fn next(&mut self) -> Result<SessionEvent, String> {
         self.events
@@ -195,6 +214,10 @@ fn v4_event(ev: rumqttc::Event) -> SessionEvent {
             pkid: a.pkid,
             failure: None,
         },
+        Event::Incoming(Packet::Publish(p)) => SessionEvent::Message {
+            topic: p.topic,
+            payload: p.payload,
+        },
         Event::Outgoing(Outgoing::Publish(pkid)) => SessionEvent::Written(pkid),
         _ => SessionEvent::Other,
     }
@@ -222,6 +245,10 @@ fn v5_event(ev: rumqttc::v5::Event) -> SessionEvent {
                 failure,
             }
         }
+        Event::Incoming(Packet::Publish(p)) => SessionEvent::Message {
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            payload: p.payload,
+        },
         Event::Outgoing(Outgoing::Publish(pkid)) => SessionEvent::Written(pkid),
         _ => SessionEvent::Other,
     }

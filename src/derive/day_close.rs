@@ -1,0 +1,350 @@
+//! When a business day closes, and the task that summarises it from the stored events.
+//!
+//! A day is summarised when a register sends a till or shift close for it, and again
+//! when the store's cut-off passes; it is summarised again (a higher revision) whenever
+//! events of the day arrive later (a register that was offline). Everything is read back
+//! from the outbox database, so restarts and outages change nothing: the summary is the
+//! records.
+
+use super::summary::{Closed, DaySummary, SCHEMA, SummaryMessage};
+use crate::outbox::{Outbox, StoredSummary};
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How often the task looks for closed days and late events.
+const TICK: Duration = Duration::from_secs(2);
+
+/// The store's business-day calendar: its time zone and cut-off.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    zone: TimeZone,
+    cutoff: Time,
+}
+
+impl Calendar {
+    /// A calendar; a cut-off before noon closes the previous day.
+    pub fn new(zone: TimeZone, cutoff: Time) -> Calendar {
+        Calendar { zone, cutoff }
+    }
+
+    fn closes_next_morning(&self) -> bool {
+        self.cutoff.hour() < 12
+    }
+
+    /// The instant the cut-off closes `day`.
+    pub fn closes_at(&self, day: Date) -> Option<Timestamp> {
+        let date = if self.closes_next_morning() {
+            day.checked_add(1.day()).ok()?
+        } else {
+            day
+        };
+        // A cut-off inside a DST gap resolves to the later instant (jiff's compatible rule).
+        date.to_datetime(self.cutoff)
+            .to_zoned(self.zone.clone())
+            .ok()
+            .map(|z| z.timestamp())
+    }
+
+    /// The business day an instant belongs to.
+    pub fn day_of(&self, at: Timestamp) -> Date {
+        let local = at.to_zoned(self.zone.clone());
+        let (date, time) = (local.date(), local.time());
+        let shifted = if self.closes_next_morning() {
+            (time < self.cutoff)
+                .then(|| date.yesterday().ok())
+                .flatten()
+        } else {
+            (time >= self.cutoff)
+                .then(|| date.tomorrow().ok())
+                .flatten()
+        };
+        shifted.unwrap_or(date)
+    }
+
+    /// `[start, end)` in Unix milliseconds of the day's trading window.
+    fn window_ms(&self, day: Date) -> Option<(i64, i64)> {
+        let end = self.closes_at(day)?;
+        let start = self.closes_at(day.yesterday().ok()?)?;
+        Some((start.as_millisecond(), end.as_millisecond()))
+    }
+}
+
+/// Who the summaries are for.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Store.
+    pub store_id: String,
+    /// IANA name of the time zone, as configured.
+    pub time_zone: String,
+    /// How long the archive keeps delivered events: a day older than this is never
+    /// summarised again (its records may be gone; the last revision stands).
+    pub revise_for: Duration,
+}
+
+/// What the task knows of one day between ticks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Highest `events.id` of the day.
+    max_id: i64,
+    /// A till or shift event arrived (it may close a register).
+    close_event: bool,
+}
+
+/// The summary already stored for a day.
+struct Previous {
+    revision: u64,
+    closed: bool,
+    through_id: i64,
+}
+
+/// Scans new rows, finds the days due, and summarises them.
+struct Summariser {
+    conn: Connection,
+    calendar: Calendar,
+    store: Store,
+    scanned: i64,
+    days: BTreeMap<Date, Seen>,
+}
+
+impl Summariser {
+    /// Notes the days of rows stored since the last scan.
+    fn scan(&mut self) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, business_day, received_at_ms, event_type IN ('till', 'shift')
+             FROM events WHERE id > ?1 ORDER BY id LIMIT 100000",
+        )?;
+        let rows = stmt
+            .query_map([self.scanned], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (id, day, received_ms, close_event) in rows {
+            self.scanned = id;
+            let day = day.and_then(|d| d.parse::<Date>().ok()).or_else(|| {
+                Timestamp::from_millisecond(received_ms)
+                    .ok()
+                    .map(|t| self.calendar.day_of(t))
+            });
+            let Some(day) = day else { continue };
+            let seen = self.days.entry(day).or_default();
+            seen.max_id = seen.max_id.max(id);
+            seen.close_event |= close_event;
+        }
+        Ok(())
+    }
+
+    fn previous(&self, day: Date) -> rusqlite::Result<Option<Previous>> {
+        self.conn
+            .prepare_cached(
+                "SELECT revision, closed IS NOT NULL, through_id FROM summaries WHERE business_day = ?1",
+            )?
+            .query_row([day.to_string()], |r| {
+                Ok(Previous {
+                    revision: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                    closed: r.get(1)?,
+                    through_id: r.get(2)?,
+                })
+            })
+            .optional()
+    }
+
+    /// The days to summarise now.
+    fn due(&self, now: Timestamp) -> rusqlite::Result<Vec<(Date, Option<Previous>)>> {
+        let mut out = Vec::new();
+        let horizon = jiff::SignedDuration::try_from(self.store.revise_for).unwrap_or_default();
+        for (day, seen) in &self.days {
+            let closes = self.calendar.closes_at(*day);
+            if closes.is_some_and(|t| now.duration_since(t) > horizon) {
+                continue;
+            }
+            let past_cutoff = closes.is_some_and(|t| now >= t);
+            let prev = self.previous(*day)?;
+            let due = match &prev {
+                Some(p) => seen.max_id > p.through_id || (past_cutoff && !p.closed),
+                None => seen.close_event || past_cutoff,
+            };
+            if due {
+                out.push((*day, prev));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds up one day from the stored events.
+    fn compute(&self, day: Date) -> rusqlite::Result<(DaySummary, i64)> {
+        let (start, end) = self.calendar.window_ms(day).unwrap_or((0, 0));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, source, seq, payload FROM events WHERE business_day = ?1
+             UNION ALL
+             SELECT id, source, seq, payload FROM events
+               WHERE business_day IS NULL AND received_at_ms >= ?2 AND received_at_ms < ?3",
+        )?;
+        let mut rows = stmt.query(params![day.to_string(), start, end])?;
+        let mut summary = DaySummary::default();
+        let mut through = 0i64;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let source: String = r.get(1)?;
+            let seq = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
+            let payload = r.get_ref(3)?.as_blob_or_null()?.unwrap_or_default();
+            summary.add(&source, seq, payload);
+            through = through.max(id);
+        }
+        Ok((summary, through))
+    }
+
+    /// One pass: the summaries to store.
+    fn pass(&mut self, now: Timestamp) -> rusqlite::Result<Vec<StoredSummary>> {
+        self.scan()?;
+        let mut out = Vec::new();
+        for (day, prev) in self.due(now)? {
+            let (figures, through_id) = self.compute(day)?;
+            let past_cutoff = self.calendar.closes_at(day).is_some_and(|t| now >= t);
+            let closed = if figures.all_closed() {
+                Some(Closed::Registers)
+            } else if past_cutoff {
+                Some(Closed::Cutoff)
+            } else {
+                None
+            };
+            let revision = prev.map_or(1, |p| p.revision + 1);
+            let message = SummaryMessage {
+                schema: SCHEMA.into(),
+                tenant_id: self.store.tenant_id.clone(),
+                store_id: self.store.store_id.clone(),
+                business_day: day.to_string(),
+                time_zone: self.store.time_zone.clone(),
+                revision,
+                closed,
+                computed_at: now.to_string(),
+                day: figures,
+            };
+            let payload = serde_json::to_vec(&message).unwrap_or_default();
+            // Later passes compare with what is stored; until the writer has stored it,
+            // the day's high-water mark keeps it from being computed twice.
+            if let Some(seen) = self.days.get_mut(&day) {
+                seen.close_event = false;
+            }
+            out.push(StoredSummary {
+                business_day: day.to_string(),
+                revision,
+                closed: closed.map(|c| {
+                    serde_json::to_value(c)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                }),
+                payload,
+                through_id,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Summarises business days for as long as the agent runs.
+pub async fn run(outbox: Outbox, calendar: Calendar, store: Store) {
+    let conn = match crate::outbox::schema::open_reader(outbox.path()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "end-of-day summaries are off: cannot read the outbox");
+            return;
+        }
+    };
+    let mut s = Summariser {
+        conn,
+        calendar,
+        store,
+        scanned: 0,
+        days: BTreeMap::new(),
+    };
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tick.tick().await;
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = s.pass(Timestamp::now());
+            (s, r)
+        })
+        .await;
+        let result = match joined {
+            Ok((back, result)) => {
+                s = back;
+                result
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "end-of-day summaries stopped");
+                return;
+            }
+        };
+        match result {
+            Ok(done) => {
+                for summary in done {
+                    tracing::info!(business_day = %summary.business_day, revision = summary.revision,
+                        closed = ?summary.closed, "end-of-day summary computed");
+                    outbox.summary(summary);
+                }
+                // The writer stores them before the next tick reads `summaries` again.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "end-of-day summary pass failed; retrying"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calendar(zone: &str, cutoff: &str) -> Calendar {
+        let (h, m) = cutoff.split_once(':').unwrap();
+        Calendar::new(
+            TimeZone::get(zone).unwrap(),
+            Time::new(h.parse().unwrap(), m.parse().unwrap(), 0, 0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_early_cutoff_closes_the_evening_before_in_local_time() {
+        let c = calendar("Europe/Berlin", "04:00");
+        let day: Date = "2026-11-27".parse().unwrap();
+        // 04:00 CET on the 28th is 03:00 UTC.
+        assert_eq!(
+            c.closes_at(day).unwrap(),
+            "2026-11-28T03:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let late_night: Timestamp = "2026-11-28T02:30:00Z".parse().unwrap();
+        assert_eq!(c.day_of(late_night), day);
+        let morning: Timestamp = "2026-11-28T03:30:00Z".parse().unwrap();
+        assert_eq!(c.day_of(morning).to_string(), "2026-11-28");
+    }
+
+    #[test]
+    fn a_late_cutoff_moves_late_sales_to_the_next_day_and_dst_is_respected() {
+        let c = calendar("America/New_York", "22:00");
+        let day: Date = "2026-07-04".parse().unwrap();
+        // EDT is UTC−4 in July.
+        assert_eq!(
+            c.closes_at(day).unwrap(),
+            "2026-07-05T02:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let after: Timestamp = "2026-07-05T02:30:00Z".parse().unwrap();
+        assert_eq!(c.day_of(after).to_string(), "2026-07-05");
+        let (start, end) = c.window_ms(day).unwrap();
+        assert_eq!(end - start, 24 * 3_600_000);
+        // The day the clocks go back is 25 hours long.
+        let fall: Date = "2026-11-01".parse().unwrap();
+        let (start, end) = c.window_ms(fall).unwrap();
+        assert_eq!(end - start, 25 * 3_600_000);
+    }
+}
