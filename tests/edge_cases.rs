@@ -181,7 +181,7 @@ fn every_edge_case_arrives_with_exact_figures_and_resolving_links() {
     assert!(
         inventory
             .iter()
-            .all(|m| m["source"]["name"] == "lan1" && m["seq"].as_u64().is_some()),
+            .all(|m| m["source"]["name"] == "lan1.inventory" && m["seq"].as_u64().is_some()),
         "{inventory:?}"
     );
     let mut seqs: Vec<u64> = inventory
