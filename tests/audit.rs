@@ -7,24 +7,9 @@ mod common;
 use common::*;
 use posedge::config::MqttVersion;
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 const PAN: &str = "4111111111111111";
-
-fn audit_rows(cfg: &std::path::Path) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_posedge"))
-        .args(["queue", "audit", "--json", "--config"])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn actions(rows: &[Value]) -> Vec<&str> {
     rows.iter().map(|r| r["action"].as_str().unwrap()).collect()

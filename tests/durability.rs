@@ -5,35 +5,10 @@ mod common;
 
 use common::*;
 use posedge::config::MqttVersion;
-use posedge::sim::generate::Profile;
-use posedge::sim::register::{self, SimOptions};
+use posedge::sim::register;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::time::Duration;
-
-fn sim(
-    lan_port: u16,
-    register: &str,
-    count: u64,
-    rate: u64,
-    ledger: std::path::PathBuf,
-) -> SimOptions {
-    SimOptions {
-        connect: lan(lan_port),
-        count,
-        seed: 7,
-        profile: Profile::Retail,
-        register_id: register.into(),
-        business_day: "2026-11-27".into(),
-        rate,
-        window: 32,
-        store_id: "s1".into(),
-        ledger: Some(ledger),
-        give_up_after: Duration::from_secs(60),
-        format: posedge::config::Format::Ndjson,
-        close_day: false,
-    }
-}
 
 /// First arrivals per register must come in register order; re-sends may repeat.
 fn assert_register_order(order: &[(String, u64)]) {

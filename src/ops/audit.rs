@@ -45,6 +45,8 @@ pub enum Action {
     CommandReceived,
     /// Delivered events pruned from the archive by its byte bound.
     ArchiveShed,
+    /// A corrupt outbox database was moved aside and salvaged into a fresh one.
+    DatabaseQuarantined,
 }
 
 impl Action {
@@ -59,6 +61,7 @@ impl Action {
             Action::DeadLettersPurged => "dead_letters_purged",
             Action::CommandReceived => "command_received",
             Action::ArchiveShed => "archive_shed",
+            Action::DatabaseQuarantined => "database_quarantined",
         }
     }
 }

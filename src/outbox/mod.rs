@@ -2,6 +2,7 @@
 //! group commit, readers for the uplink and `posedge status`.
 
 mod checkpoint;
+pub mod quarantine;
 pub mod queue;
 pub mod replay;
 pub mod resync;
@@ -44,6 +45,9 @@ pub enum OutboxError {
     /// Opening the database failed.
     #[error(transparent)]
     Open(Arc<schema::SchemaError>),
+    /// The start check found a corrupt store and could not set it aside.
+    #[error(transparent)]
+    Quarantine(Arc<quarantine::QuarantineError>),
 }
 
 pub(crate) enum Ingest {
@@ -132,6 +136,8 @@ const INGEST_QUEUE: usize = 8192;
 impl Outbox {
     /// Opens (creating and migrating) the database and starts the writer thread.
     pub fn open(cfg: &OutboxConfig) -> Result<(Outbox, std::thread::JoinHandle<()>), OutboxError> {
+        let quarantined =
+            quarantine::check(&cfg.path).map_err(|e| OutboxError::Quarantine(Arc::new(e)))?;
         let conn = schema::open_writer(&cfg.path).map_err(|e| OutboxError::Open(Arc::new(e)))?;
         let committed = Arc::new(Notify::new());
         let health = Health::new();
@@ -167,16 +173,49 @@ impl Outbox {
                 drop(alive);
             })
             .map_err(|e| OutboxError::Write(format!("cannot start the writer thread: {e}")))?;
-        Ok((
-            Outbox {
-                ingest,
-                control,
-                committed,
-                health,
-                path: cfg.path.clone(),
-            },
-            handle,
-        ))
+        let outbox = Outbox {
+            ingest,
+            control,
+            committed,
+            health,
+            path: cfg.path.clone(),
+        };
+        outbox.report_quarantine(quarantined);
+        Ok((outbox, handle))
+    }
+
+    /// Audits a quarantine done at this start, and keeps the alarm raised for as long
+    /// as quarantined files lie next to the store.
+    fn report_quarantine(&self, done: Option<quarantine::Quarantined>) {
+        use crate::ops::audit::{Action, Actor, Entry, Outcome};
+        if let Some(q) = done {
+            let s = &q.salvaged;
+            self.audit(Entry::new(
+                Actor::Agent,
+                Action::DatabaseQuarantined,
+                Outcome::Success,
+                &format!(
+                    "{} moved to {} ({}); salvaged {} events ({} queued again), {} dead letters, {} audit entries; {} rows unreadable",
+                    self.path.display(),
+                    q.moved_to.display(),
+                    q.reason,
+                    s.events,
+                    s.requeued,
+                    s.dead_letters,
+                    s.audit,
+                    s.unreadable
+                ),
+            ));
+        }
+        let kept = quarantine::leftovers(&self.path);
+        let message = kept.last().map(|newest| {
+            format!(
+                "{} quarantined store file(s) next to the outbox, newest {}: keep them for support, then move them out of the state directory",
+                kept.len(),
+                newest.display()
+            )
+        });
+        self.alarm("outbox_quarantined".into(), message);
     }
 
     /// Queues an event for the writer and returns the receiver of its outcome, which

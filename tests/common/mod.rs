@@ -294,3 +294,43 @@ pub fn shared_fixtures(kind: &str) -> Vec<(String, Vec<u8>)> {
     all.sort();
     all
 }
+
+/// The audit trail as `posedge queue audit --json` lists it.
+pub fn audit_rows(cfg: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_posedge"))
+        .args(["queue", "audit", "--json", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A simulated LAN register: retail profile, seed 7, store s1, NDJSON, a ledger.
+pub fn sim(
+    lan_port: u16,
+    register: &str,
+    count: u64,
+    rate: u64,
+    ledger: PathBuf,
+) -> posedge::sim::register::SimOptions {
+    posedge::sim::register::SimOptions {
+        connect: lan(lan_port),
+        count,
+        seed: 7,
+        profile: posedge::sim::generate::Profile::Retail,
+        register_id: register.into(),
+        business_day: "2026-11-27".into(),
+        rate,
+        window: 32,
+        store_id: "s1".into(),
+        ledger: Some(ledger),
+        give_up_after: Duration::from_secs(60),
+        format: posedge::config::Format::Ndjson,
+        close_day: false,
+    }
+}
