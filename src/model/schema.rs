@@ -1,9 +1,8 @@
 //! The JSON Schema of a stored `posedge.event/1` event (DESIGN §3), derived from the model
-//! types: `schema/event-v1.json` is [`event_schema`] pretty-printed. Regenerate it (and the other
-//! payloads' schemas, `crate::contract`) with `cargo run --example gen-schema --features
-//! schema`; `tests/schema.rs` fails when
-//! the committed file differs, and validates every event the decoders and the simulator
-//! produce against it.
+//! types: `schema/event-v1.json` is [`event_schema`] pretty-printed. Regenerate it (and
+//! the other payloads' schemas, `crate::contract`) with `cargo run --example gen-schema
+//! --features schema`; `tests/schema.rs` fails when the committed file differs, and
+//! validates every event the decoders and the simulator produce against it.
 //!
 //! The schema describes what the outbox stores and the uplink publishes: the register's
 //! members after redaction plus the agent-owned envelope. Policy, beyond the types:
