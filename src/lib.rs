@@ -3,6 +3,8 @@
 pub mod agent;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "schema")]
+pub mod contract;
 pub mod decode;
 #[cfg(feature = "demo")]
 pub mod demo;

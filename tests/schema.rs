@@ -1,14 +1,20 @@
 //! `schema/event-v1.json`: it is what the model types generate, and every event the
 //! agent stores validates against it — the simulator's registers (retail and restaurant,
 //! in every format the simulator speaks) and the decoders over the shared real-world
-//! fixtures and tests/data, each through ingest exactly as a source runs it.
+//! fixtures and tests/data, each through ingest exactly as a source runs it. The other
+//! payload schemas in `schema/` (`posedge::contract`) are what their types generate too,
+//! and the inventory messages, summaries and resync requests the code produces or accepts
+//! validate against them.
 
 use jsonschema::Validator;
 use posedge::config::Format;
+use posedge::contract::{HAND_WRITTEN, ID_BASE, generated};
 use posedge::decode::{self, escpos::CodePage};
+use posedge::derive::summary::{Closed, DaySummary, SummaryMessage};
 use posedge::event::{EVENT_TYPES, EventId, Origin, RegisterId, SCHEMA, Seq, SourceName};
 use posedge::ingest::{KeyRule, Prepared, SourceContext, prepare};
 use posedge::model::schema::event_schema;
+use posedge::outbox::resync::Request as ResyncRequest;
 use posedge::sim::{
     encode,
     generate::{Generator, Profile},
@@ -16,13 +22,20 @@ use posedge::sim::{
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-const REGENERATE: &str = "cargo run --example gen-schema > schema/event-v1.json";
+const REGENERATE: &str = "cargo run --example gen-schema --features schema";
 const RECEIVED_AT: &str = "2026-11-27T12:00:00.000Z";
 /// Events per simulated register.
 const SIMULATED: usize = 800;
 
 fn committed() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/event-v1.json");
+    committed_file("event-v1.json")
+}
+
+/// `schema/<file>` as JSON.
+fn committed_file(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; generate it with `{REGENERATE}`", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| {
@@ -34,12 +47,16 @@ fn committed() -> Value {
 }
 
 fn validator() -> Validator {
+    validator_for("event-v1.json")
+}
+
+fn validator_for(file: &str) -> Validator {
     // No `$ref` leaves the document: the crate is built without its HTTP and file
     // resolvers. Formats (date-time, date, uuid) are asserted, not just annotations.
     jsonschema::options()
         .should_validate_formats(true)
-        .build(&committed())
-        .expect("the committed schema compiles")
+        .build(&committed_file(file))
+        .unwrap_or_else(|e| panic!("schema/{file} compiles: {e}"))
 }
 
 /// Every reason `event` fails, one per line; empty when it validates.
@@ -121,16 +138,140 @@ impl Tally {
 
 #[test]
 fn committed_schema_is_what_the_types_generate() {
-    let generated = event_schema();
+    let generated = generated();
+    assert_eq!(generated[0].1, event_schema());
+    assert_eq!(generated[0].1["title"], SCHEMA);
+    for (file, schema) in &generated {
+        assert!(
+            committed_file(file) == *schema,
+            "schema/{file} is out of date with the Rust types; regenerate it with\n\n    {REGENERATE}\n\nand review the diff"
+        );
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{file}"
+        );
+        assert_eq!(schema["$id"], format!("{ID_BASE}{file}"), "{file}");
+        assert!(schema["title"].is_string(), "{file} has a title");
+    }
+}
+
+/// Every file in `schema/` is generated or named hand-written, and compiles.
+#[test]
+fn every_schema_file_is_known_and_compiles() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+    let known: Vec<&str> = generated()
+        .iter()
+        .map(|(f, _)| *f)
+        .chain(HAND_WRITTEN.iter().copied())
+        .collect();
+    let mut found = 0;
+    for entry in std::fs::read_dir(&dir).expect("schema/") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            known.contains(&name.as_str()),
+            "schema/{name} is neither generated (posedge::contract::generated) nor listed in HAND_WRITTEN"
+        );
+        validator_for(&name);
+        found += 1;
+    }
+    assert_eq!(found, known.len(), "every listed schema is committed");
+}
+
+/// Stored events of the simulated retail register as the outbox would store them, with
+/// the inventory messages ingest derives from them.
+fn simulated_day() -> (Vec<Value>, Vec<Value>) {
+    let ctx = ctx(Format::Ndjson, "tcp", None);
+    let mut g = Generator::new(21, Profile::Retail, "reg-1", "2026-11-27");
+    let (mut events, mut inventory) = (Vec::new(), Vec::new());
+    for _ in 0..SIMULATED {
+        let raw = serde_json::to_vec(&g.next_event()).expect("JSON");
+        for item in prepare(&ctx, &raw, RECEIVED_AT).items {
+            let Prepared::Event(mut e) = item else {
+                continue;
+            };
+            for d in std::mem::take(&mut e.derived) {
+                let seq = Seq::new(inventory.len() as u64 + 1);
+                let bytes = d.finish(&EventId::new_v7(), seq);
+                inventory.push(serde_json::from_slice(&bytes).expect("JSON"));
+            }
+            let seq = Seq::new(events.len() as u64 + 1);
+            let bytes = e.finish(&EventId::new_v7(), seq);
+            events.push(serde_json::from_slice(&bytes).expect("JSON"));
+        }
+    }
+    (events, inventory)
+}
+
+#[test]
+fn derived_messages_validate_against_their_schemas() {
+    let (events, inventory) = simulated_day();
     assert!(
-        committed() == generated,
-        "schema/event-v1.json is out of date with the model types; regenerate it with\n\n    {REGENERATE}\n\nand review the diff"
+        inventory.len() > 100,
+        "{} inventory messages",
+        inventory.len()
     );
-    assert_eq!(
-        generated["$schema"],
-        "https://json-schema.org/draft/2020-12/schema"
-    );
-    assert_eq!(generated["title"], SCHEMA);
+    let v = validator_for("inventory-v1.json");
+    for m in &inventory {
+        assert_eq!(errors(&v, m), "", "inventory message: {m}");
+    }
+    let mut broken = inventory[0].clone();
+    broken["movements"][0]["quantity"] = json!(-1);
+    assert!(!v.is_valid(&broken), "a numeric quantity must not validate");
+
+    let mut day = DaySummary::default();
+    for e in &events {
+        let seq = e["seq"].as_u64().expect("seq");
+        day.add("lane1", seq, &serde_json::to_vec(e).expect("JSON"));
+    }
+    for (i, m) in inventory.iter().enumerate() {
+        day.add(
+            "lane1.inventory",
+            i as u64 + 1,
+            &serde_json::to_vec(m).expect("JSON"),
+        );
+    }
+    assert!(day.store.transactions > 0);
+    let v = validator_for("summary-v1.json");
+    for closed in [None, Some(Closed::Registers), Some(Closed::Cutoff)] {
+        let message = SummaryMessage {
+            schema: posedge::derive::summary::SCHEMA.into(),
+            tenant_id: "acme".into(),
+            store_id: "store-042".into(),
+            business_day: "2026-11-27".into(),
+            time_zone: "Europe/Berlin".into(),
+            revision: 2,
+            closed,
+            computed_at: "2026-11-27T23:00:00.123456789Z".into(),
+            day: day.clone(),
+        };
+        let m = serde_json::to_value(&message).expect("JSON");
+        assert_eq!(errors(&v, &m), "", "summary: {m}");
+    }
+}
+
+#[test]
+fn resync_requests_the_agent_accepts_validate_and_the_malformed_do_not() {
+    let v = validator_for("resync-request-v1.json");
+    let ok =
+        json!({"id": "req-7.a_b", "source": "lane1.inventory", "from_seq": 1, "to_seq": 99_999});
+    let bytes = serde_json::to_vec(&ok).expect("JSON");
+    assert!(ResyncRequest::parse(&bytes).is_ok());
+    assert_eq!(errors(&v, &ok), "");
+    for bad in [
+        json!({"id": "r/1", "source": "lane1", "from_seq": 1, "to_seq": 2}),
+        json!({"id": "r", "source": "lane1", "from_seq": 0, "to_seq": 2}),
+        json!({"id": "r", "source": "lane1", "from_seq": 1}),
+        json!({"id": "r", "source": "lane1", "from_seq": 1, "to_seq": 2, "x": 1}),
+        json!({"id": "r", "source": "lane1", "from_seq": "1", "to_seq": 2}),
+    ] {
+        let bytes = serde_json::to_vec(&bad).expect("JSON");
+        assert!(ResyncRequest::parse(&bytes).is_err(), "{bad}");
+        assert!(!v.is_valid(&bad), "{bad} must not validate");
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 /// Why stock moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Goods sold.
@@ -22,6 +23,7 @@ pub enum Reason {
 
 /// One SKU's (or one department's) stock change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Movement {
     /// The register's SKU; absent for an item without one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +70,73 @@ pub fn movements(tx: &Transaction, training: bool) -> Vec<Movement> {
             })
         })
         .collect()
+}
+
+/// The shape of one `posedge.inventory/1` message, for its JSON Schema only: ingest
+/// assembles the message member by member from the transaction's event
+/// (`crate::ingest`), and `tests/schema.rs` validates what it assembles against this.
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+#[schemars(
+    title = "posedge.inventory/1",
+    description = "The stock movements of one transaction, on …/{register}/inventory: one message per stock-moving transaction, on the derived lane <source>.inventory (source.name), whose seq is gapless per lane and store. Quantities are signed stock changes as decimal strings (a sale of 2 is \"-2\")."
+)]
+pub struct InventoryMessage {
+    /// Always "posedge.inventory/1".
+    #[schemars(extend("const" = crate::ingest::INVENTORY_SCHEMA))]
+    pub schema: String,
+    /// UUIDv7 of this message, reused on resend.
+    #[schemars(schema_with = "crate::model::schema::uuid_v7")]
+    pub event_id: String,
+    /// The lane's sequence number: gapless, starts at 1.
+    #[schemars(range(min = 1))]
+    pub seq: u64,
+    /// The transaction's idempotency key with `|inventory` appended.
+    #[schemars(length(min = 1))]
+    pub idempotency_key: String,
+    /// The idempotency key of the transaction the stock moved for.
+    #[schemars(length(min = 1))]
+    pub of_idempotency_key: String,
+    /// Store id from the agent's config.
+    #[schemars(regex(pattern = crate::model::schema::TOPIC_SAFE))]
+    pub store_id: String,
+    /// The transaction's register.
+    #[schemars(regex(pattern = crate::model::schema::TOPIC_SAFE))]
+    pub register_id: String,
+    /// The transaction's business day (YYYY-MM-DD), when the register gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date"))]
+    pub business_day: Option<String>,
+    /// The transaction's number, when the register gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos_sequence: Option<crate::model::transaction::PosSequence>,
+    /// Register clock of the transaction, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub occurred_at: Option<String>,
+    /// Agent clock (UTC) when the transaction arrived.
+    #[schemars(extend("format" = "date-time"))]
+    pub received_at: String,
+    /// The derived lane.
+    pub source: InventorySource,
+    /// One per counted item line, in line order.
+    #[schemars(length(min = 1))]
+    pub movements: Vec<Movement>,
+}
+
+/// `source` of an inventory message (schema only).
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+pub struct InventorySource {
+    /// `<source>.inventory`: the lane whose gapless `seq` the message carries.
+    #[schemars(regex(pattern = "^[A-Za-z0-9_.-]{1,64}\\.inventory$"))]
+    pub name: String,
+    /// Always "derived".
+    #[schemars(extend("const" = "derived"))]
+    pub kind: String,
+    /// Always "posedge.inventory/1".
+    #[schemars(extend("const" = crate::ingest::INVENTORY_SCHEMA))]
+    pub format: String,
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 pub const SCHEMA: &str = "posedge.summary/1";
 
 /// Money figures of one currency.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoneyTotals {
     /// Sum of item lines.
@@ -48,6 +49,7 @@ pub struct MoneyTotals {
 }
 
 /// Tax at one rate.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxTotals {
     /// Taxable amount, where the register gave it.
@@ -57,6 +59,7 @@ pub struct TaxTotals {
 }
 
 /// Counts and money of one register, or of the store, for one business day.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayTotals {
     /// Every event, training included.
@@ -86,6 +89,7 @@ pub struct DayTotals {
 }
 
 /// What training mode did, apart from the real figures.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainingTotals {
     /// Training events of every type.
@@ -97,6 +101,7 @@ pub struct TrainingTotals {
 }
 
 /// The figures one register reported for the day, with its close.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterDay {
     /// Figures.
@@ -107,6 +112,7 @@ pub struct RegisterDay {
 }
 
 /// The events one source lane stored for the day.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSpan {
     /// Lowest `seq`.
@@ -118,6 +124,7 @@ pub struct SourceSpan {
 }
 
 /// One business day of one store.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaySummary {
     /// Per register.
@@ -129,6 +136,7 @@ pub struct DaySummary {
 }
 
 /// Why a summary is final: every register closed its till, or the store's cut-off passed.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Closed {
@@ -141,23 +149,37 @@ pub enum Closed {
 /// The retained message on `…/_agent/summary/{business_day}`. It is published again, with
 /// a higher `revision`, whenever the day's records change (a register closes, a late
 /// event arrives after an outage); the newest revision is the truth.
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        title = "posedge.summary/1",
+        description = "One business day of one store, retained on …/_agent/summary/{business_day}: figures per register and for the store, from the stored events (counting rules in src/derive/summary.rs). Republished with a higher revision whenever the day changes; the newest revision is the truth. Money is integer minor units per ISO 4217 currency."
+    )
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryMessage {
     /// [`SCHEMA`].
+    #[cfg_attr(feature = "schema", schemars(extend("const" = SCHEMA)))]
     pub schema: String,
     /// Tenant.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::model::schema::TOPIC_SAFE)))]
     pub tenant_id: String,
     /// Store.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::model::schema::TOPIC_SAFE)))]
     pub store_id: String,
     /// The business day (YYYY-MM-DD).
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date")))]
     pub business_day: String,
     /// The store's IANA time zone, in which the cut-off applies.
     pub time_zone: String,
     /// Increases with every publication for the day.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub revision: u64,
     /// Why the day is final; `None` while registers are still trading.
     pub closed: Option<Closed>,
     /// When it was computed (RFC 3339, UTC).
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub computed_at: String,
     /// The figures.
     #[serde(flatten)]

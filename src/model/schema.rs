@@ -1,8 +1,8 @@
 //! The JSON Schema of a stored `posedge.event/1` event (DESIGN §3), derived from the model
-//! types: `schema/event-v1.json` is [`event_schema`] pretty-printed. Regenerate it with
-//! `cargo run --example gen-schema > schema/event-v1.json`; `tests/schema.rs` fails when
-//! the committed file differs, and validates every event the decoders and the simulator
-//! produce against it.
+//! types: `schema/event-v1.json` is [`event_schema`] pretty-printed. Regenerate it (and
+//! the other payloads' schemas, `crate::contract`) with `cargo run --example gen-schema
+//! --features schema`; `tests/schema.rs` fails when the committed file differs, and
+//! validates every event the decoders and the simulator produce against it.
 //!
 //! The schema describes what the outbox stores and the uplink publishes: the register's
 //! members after redaction plus the agent-owned envelope. Policy, beyond the types:
@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 pub const SCHEMA_ID: &str = "https://posedge.invalid/schema/event-v1.json";
 
 /// `register_id`, `store_id` and source names: what the config and ingest accept.
-const TOPIC_SAFE: &str = "^[A-Za-z0-9_.-]{1,64}$";
+pub const TOPIC_SAFE: &str = "^[A-Za-z0-9_.-]{1,64}$";
 
 /// How the redactor masks a PAN: first 6 and last 4 digits, one `*` per hidden digit.
 pub const MASKED_PAN: &str = "^[0-9]{6}[*]{3,9}[0-9]{4}$";
@@ -252,7 +252,7 @@ fn schema_tag(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// `event_id`: a UUID of version 7, lower-case as `uuid` writes it.
-fn uuid_v7(_: &mut SchemaGenerator) -> Schema {
+pub fn uuid_v7(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "string",
         "format": "uuid",
@@ -282,28 +282,59 @@ struct NoNulls;
 impl Transform for NoNulls {
     fn transform(&mut self, schema: &mut Schema) {
         transform_subschemas(self, schema);
+        if let Some(obj) = schema.as_object_mut() {
+            drop_null(obj);
+        }
+    }
+}
+
+/// A written payload: a member serde may skip (not `required`) is absent when unknown,
+/// never `null`; a member it always writes keeps its `null` (`closed: null`).
+#[derive(Clone)]
+struct SkippedNotNull;
+
+impl Transform for SkippedNotNull {
+    fn transform(&mut self, schema: &mut Schema) {
+        transform_subschemas(self, schema);
         let Some(obj) = schema.as_object_mut() else {
             return;
         };
-        if obj.get("default") == Some(&Value::Null) {
-            obj.remove("default");
-        }
-        if let Some(Value::Array(types)) = obj.get_mut("type") {
-            types.retain(|t| t != "null");
-            if let [only] = types.as_slice() {
-                let only = only.clone();
-                obj.insert("type".into(), only);
+        let required: Vec<Value> = match obj.get("required") {
+            Some(Value::Array(r)) => r.clone(),
+            _ => Vec::new(),
+        };
+        if let Some(Value::Object(props)) = obj.get_mut("properties") {
+            for (name, prop) in props.iter_mut() {
+                if !required.iter().any(|r| r == name.as_str())
+                    && let Value::Object(p) = prop
+                {
+                    drop_null(p);
+                }
             }
         }
-        if let Some(Value::Array(any)) = obj.get_mut("anyOf") {
-            any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
-            if let [only] = any.as_slice() {
-                let only = only.clone();
-                obj.remove("anyOf");
-                if let Value::Object(inner) = only {
-                    for (k, v) in inner {
-                        obj.entry(k).or_insert(v);
-                    }
+    }
+}
+
+/// Drops the `null` alternative of one schema (its `type` list or `anyOf` branch).
+fn drop_null(obj: &mut Map<String, Value>) {
+    if obj.get("default") == Some(&Value::Null) {
+        obj.remove("default");
+    }
+    if let Some(Value::Array(types)) = obj.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [only] = types.as_slice() {
+            let only = only.clone();
+            obj.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(any)) = obj.get_mut("anyOf") {
+        any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+        if let [only] = any.as_slice() {
+            let only = only.clone();
+            obj.remove("anyOf");
+            if let Value::Object(inner) = only {
+                for (k, v) in inner {
+                    obj.entry(k).or_insert(v);
                 }
             }
         }
@@ -377,21 +408,41 @@ fn close_object(v: &mut Value, part: bool) {
     }
 }
 
-/// The schema of a stored event, as committed in `schema/event-v1.json`.
-pub fn event_schema() -> Value {
-    let mut generator = SchemaSettings::draft2020_12()
-        .for_deserialize()
-        .into_generator();
-    let mut schema = generator.root_schema_for::<StoredEvent>();
-    NoNulls.transform(&mut schema);
+/// Which side of serde a payload's schema describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// What the agent reads or stores: a member that is not known is absent, never `null`.
+    Read,
+    /// What the agent writes from a type: every member serde writes is `required`.
+    Written,
+}
+
+/// The closed, draft 2020-12 schema of `T` with `$id` first, as committed in `schema/`.
+pub fn generate<T: JsonSchema>(id: &str, side: Side) -> Value {
+    let settings = SchemaSettings::draft2020_12();
+    let mut generator = match side {
+        Side::Read => settings.for_deserialize(),
+        Side::Written => settings.for_serialize(),
+    }
+    .into_generator();
+    let mut schema = generator.root_schema_for::<T>();
+    match side {
+        Side::Read => NoNulls.transform(&mut schema),
+        Side::Written => SkippedNotNull.transform(&mut schema),
+    }
     let mut value = schema.to_value();
     close(&mut value);
     if let Value::Object(root) = &mut value {
         let mut ordered = Map::new();
         ordered.insert("$schema".into(), root.remove("$schema").unwrap_or_default());
-        ordered.insert("$id".into(), Value::from(SCHEMA_ID));
+        ordered.insert("$id".into(), Value::from(id));
         ordered.append(root);
         *root = ordered;
     }
     value
+}
+
+/// The schema of a stored event, as committed in `schema/event-v1.json`.
+pub fn event_schema() -> Value {
+    generate::<StoredEvent>(SCHEMA_ID, Side::Read)
 }

@@ -14,6 +14,7 @@ pub const RETAIN: Duration = Duration::from_secs(400 * 86_400);
 pub const MAX_ROWS: i64 = 100_000;
 
 /// Who acted.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
@@ -26,6 +27,7 @@ pub enum Actor {
 }
 
 /// What was done.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -78,6 +80,7 @@ impl Actor {
 }
 
 /// How it ended.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -127,22 +130,37 @@ impl Entry {
     }
 }
 
-/// A stored entry, as `posedge audit` lists it and the uplink publishes it.
+/// A stored entry, as `posedge audit` lists it and the uplink publishes it (without
+/// `published`: the schema, `schema/audit-v1.json`, is that of the published message).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        title = "posedge audit entry",
+        description = "One audit record (PCI DSS 10.2) on …/_agent/audit, published in id order: who did what to the agent, with what outcome and when. The detail is redacted before it is stored: never card data."
+    )
+)]
 pub struct Stored {
     /// Local row id, increasing.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub id: i64,
     /// RFC 3339 UTC.
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub at: String,
     /// Who.
+    #[cfg_attr(feature = "schema", schemars(with = "Actor"))]
     pub actor: String,
     /// What.
+    #[cfg_attr(feature = "schema", schemars(with = "Action"))]
     pub action: String,
     /// How it ended.
+    #[cfg_attr(feature = "schema", schemars(with = "Outcome"))]
     pub outcome: String,
     /// Detail text.
     pub detail: String,
     /// Whether the broker acknowledged it.
+    #[cfg_attr(feature = "schema", schemars(skip))]
     pub published: bool,
 }
 

@@ -9,15 +9,26 @@ pub const MAX_SPAN: u64 = 100_000;
 
 /// A request as the cloud sends it on `…/_agent/cmd/resync`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        title = "posedge resync request",
+        description = "The cloud asks the agent to queue the archived events of one source lane and seq range again (…/_agent/cmd/resync). Beyond this schema the agent refuses a range where to_seq < from_seq or to_seq - from_seq >= 100000; it answers on …/_agent/reply/{id}."
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// The cloud's request id; names the reply topic.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::model::schema::TOPIC_SAFE)))]
     pub id: String,
     /// Source lane (`lane1`, `lane1.inventory`).
     pub source: String,
     /// First `seq`, inclusive.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub from_seq: u64,
     /// Last `seq`, inclusive.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub to_seq: u64,
 }
 
