@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Only the decoder and redactor throughput (no broker, no agent).
     #[arg(long)]
     pub decoders: bool,
+    /// Only the backlog figures: queue this many events offline, then measure the start
+    /// with them queued (READY), the drain rate and the RSS while draining.
+    #[arg(long, value_name = "EVENTS")]
+    pub backlog: Option<u64>,
 }
 
 /// Why the benchmark could not run.
@@ -45,16 +49,23 @@ pub struct BenchArgs {
 #[error("bench: {0}")]
 pub struct BenchError(String);
 
-fn err<E: std::fmt::Display>(e: E) -> BenchError {
+impl BenchError {
+    /// An error saying `what`.
+    pub fn new(what: impl Into<String>) -> BenchError {
+        BenchError(what.into())
+    }
+}
+
+pub(super) fn err<E: std::fmt::Display>(e: E) -> BenchError {
     BenchError(e.to_string())
 }
 
-fn free_port() -> Result<u16, BenchError> {
+pub(super) fn free_port() -> Result<u16, BenchError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
     Ok(l.local_addr().map_err(err)?.port())
 }
 
-fn proc_kib(pid: u32, field: &str) -> u64 {
+pub(super) fn proc_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -65,7 +76,7 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// CPU seconds (user + system) a process has used so far.
-fn cpu_s(pid: u32) -> f64 {
+pub(super) fn cpu_s(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which may contain spaces, start after ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
@@ -76,7 +87,7 @@ fn cpu_s(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
-async fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(super) async fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     while Instant::now() < end {
         if f() {
@@ -88,7 +99,7 @@ async fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// Pre-generated NDJSON lines per register, so generation is not measured.
-fn lines(registers: u32, per_register: u64, seed: u64) -> Vec<Vec<Vec<u8>>> {
+pub(super) fn lines(registers: u32, per_register: u64, seed: u64) -> Vec<Vec<Vec<u8>>> {
     (0..registers)
         .map(|r| {
             let mut g = Generator::new(seed, Profile::Retail, &format!("reg-{r}"), "2026-11-27");
@@ -174,7 +185,7 @@ async fn mqtt_ceiling(
 }
 
 /// One LAN register pushing `lines` with up to `window` unacked; returns ack latencies (µs).
-async fn feed(
+pub(super) async fn feed(
     addr: SocketAddr,
     lines: Vec<Vec<u8>>,
     window: usize,
@@ -219,7 +230,99 @@ async fn feed(
     reader.await.map_err(err)?
 }
 
-struct AgentProc(Child);
+/// The broker, certificates and temp dir every bench run shares.
+pub(super) struct Rig {
+    /// Temp dir holding certificates, configs and databases.
+    pub(super) dir: tempfile::TempDir,
+    pki: certs::Pki,
+    port: u16,
+    /// Publishes in flight for every client, so the ceiling and posedge compare fairly.
+    inflight: u16,
+    _broker: Mosquitto,
+}
+
+impl Rig {
+    /// Certificates and Mosquitto with TLS and mTLS on a free loopback port.
+    pub(super) fn start(inflight: u16) -> Result<Rig, BenchError> {
+        let dir = tempfile::tempdir().map_err(err)?;
+        let pki =
+            certs::generate(dir.path(), "bench-ca", &["agent", "cloud", "bare"]).map_err(err)?;
+        let port = free_port()?;
+        let broker = Mosquitto::start(dir.path(), port, &pki.ca, &pki.server.0, &pki.server.1)
+            .map_err(err)?;
+        Ok(Rig {
+            dir,
+            pki,
+            port,
+            inflight,
+            _broker: broker,
+        })
+    }
+
+    /// Session options for the client certificate `name`.
+    pub(super) fn client(&self, name: &str) -> Result<SessionOptions, BenchError> {
+        let (c, k) = self
+            .pki
+            .client(name)
+            .ok_or_else(|| BenchError(format!("no {name} cert")))?;
+        Ok(SessionOptions {
+            version: MqttVersion::V5,
+            host: "localhost".into(),
+            port: self.port,
+            client_id: format!("bench-{name}"),
+            keep_alive: Duration::from_secs(30),
+            tls: Some(tls::client_config(&self.pki.ca, Some((c, k))).map_err(err)?),
+            will: ("posedge/v1/bench/will".into(), Vec::new()),
+            max_inflight: self.inflight,
+        })
+    }
+
+    /// An agent config with one LAN source on `lan_port`, uplink to this broker.
+    pub(super) fn agent_config(&self, lan_port: u16) -> Result<std::path::PathBuf, BenchError> {
+        let (c, k) = self
+            .pki
+            .client("agent")
+            .ok_or_else(|| BenchError("no agent cert".into()))?;
+        let cfg = self.dir.path().join("posedge.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tenant = \"bench\"\nstore_id = \"store\"\n[outbox]\npath = \"{db}\"\nmin_free_disk = 0\nmax_bytes = \"4GiB\"\n\
+                 [uplink]\nurl = \"mqtts://localhost:{port}\"\nca = \"{ca}\"\ncert = \"{c}\"\nkey = \"{k}\"\nmax_inflight = {inf}\n\
+                 [[source]]\nname = \"lan\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:{lan_port}\"\nmax_pending_acks = 4096\n[log]\nlevel = \"warn\"\n",
+                db = self.dir.path().join("outbox.db").display(),
+                port = self.port,
+                ca = self.pki.ca.display(),
+                c = c.display(),
+                k = k.display(),
+                inf = self.inflight,
+            ),
+        )
+        .map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// This binary as `posedge run --config cfg`, killed on drop.
+    pub(super) fn spawn_agent(
+        &self,
+        cfg: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<AgentProc, BenchError> {
+        let exe = std::env::current_exe().map_err(err)?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["run", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Ok(AgentProc(cmd.spawn().map_err(err)?))
+    }
+}
+
+/// The agent as a child process, killed on drop.
+pub(super) struct AgentProc(pub(super) Child);
 
 impl Drop for AgentProc {
     fn drop(&mut self) {
@@ -234,26 +337,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         print_decoders();
         return Ok(());
     }
-    let dir = tempfile::tempdir().map_err(err)?;
-    let pki = certs::generate(dir.path(), "bench-ca", &["agent", "cloud", "bare"]).map_err(err)?;
-    let port = free_port()?;
-    let _broker =
-        Mosquitto::start(dir.path(), port, &pki.ca, &pki.server.0, &pki.server.1).map_err(err)?;
-    let client = |name: &str| -> Result<SessionOptions, BenchError> {
-        let (c, k) = pki
-            .client(name)
-            .ok_or_else(|| BenchError(format!("no {name} cert")))?;
-        Ok(SessionOptions {
-            version: MqttVersion::V5,
-            host: "localhost".into(),
-            port,
-            client_id: format!("bench-{name}"),
-            keep_alive: Duration::from_secs(30),
-            tls: Some(tls::client_config(&pki.ca, Some((c, k))).map_err(err)?),
-            will: ("posedge/v1/bench/will".into(), Vec::new()),
-            max_inflight: args.inflight,
-        })
-    };
+    if let Some(events) = args.backlog {
+        return super::backlog::run(events, &args).await;
+    }
+    let rig = Rig::start(args.inflight)?;
+    let client = |name: &str| rig.client(name);
     let sub = Subscriber::start(&client("cloud")?, "posedge/v1/bench/#", false);
     if !wait_until(Duration::from_secs(10), || sub.seen().subscribed).await {
         return Err(BenchError("subscriber could not subscribe".into()));
@@ -269,38 +357,12 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let avg = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len().max(1);
 
     eprintln!("ceilings: bare SQLite inserts, bare MQTT publisher …");
-    let sqlite = sqlite_ceiling(dir.path(), &payloads, 256)?;
+    let sqlite = sqlite_ceiling(rig.dir.path(), &payloads, 256)?;
     let ceiling = mqtt_ceiling(&client("bare")?, &sub, &payloads).await?;
 
     let lan_port = free_port()?;
-    let (c, k) = pki
-        .client("agent")
-        .ok_or_else(|| BenchError("no agent cert".into()))?;
-    let cfg = dir.path().join("posedge.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tenant = \"bench\"\nstore_id = \"store\"\n[outbox]\npath = \"{db}\"\nmin_free_disk = 0\nmax_bytes = \"4GiB\"\n\
-             [uplink]\nurl = \"mqtts://localhost:{port}\"\nca = \"{ca}\"\ncert = \"{c}\"\nkey = \"{k}\"\nmax_inflight = {inf}\n\
-             [[source]]\nname = \"lan\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:{lan_port}\"\nmax_pending_acks = 4096\n[log]\nlevel = \"warn\"\n",
-            db = dir.path().join("outbox.db").display(),
-            ca = pki.ca.display(),
-            c = c.display(),
-            k = k.display(),
-            inf = args.inflight
-        ),
-    )
-    .map_err(err)?;
-    let exe = std::env::current_exe().map_err(err)?;
-    let agent = AgentProc(
-        Command::new(exe)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(err)?,
-    );
+    let cfg = rig.agent_config(lan_port)?;
+    let agent = rig.spawn_agent(&cfg, &[])?;
     let pid = agent.0.id();
     let lan: SocketAddr = ([127, 0, 0, 1], lan_port).into();
     if !wait_until(Duration::from_secs(10), || {

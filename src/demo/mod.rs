@@ -1,5 +1,6 @@
 //! `posedge demo`: broker, agent, registers and an uplink cut on one machine (DESIGN §8).
 
+pub mod backlog;
 pub mod bench;
 pub mod broker;
 pub mod certs;
