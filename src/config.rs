@@ -574,6 +574,68 @@ impl UplinkConfig {
     pub fn backoff_cap(&self) -> Duration {
         Duration::from_millis(self.backoff_cap_ms)
     }
+
+    /// Problems of this broker connection table, as (`{table}.{key}`, message): the
+    /// agent's `[uplink]` and the cloud sink's `[broker]` are checked alike.
+    pub fn problems(&self, table: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut bad = |key: &str, message: String| out.push((format!("{table}.{key}"), message));
+        let u = self;
+        match u.endpoint() {
+            Err(e) => bad("url", e),
+            Ok((_, _, false)) if !u.insecure_plaintext => bad(
+                "url",
+                "mqtt:// is plaintext; use mqtts:// or set insecure_plaintext = true explicitly"
+                    .into(),
+            ),
+            Ok((_, _, true)) => {
+                if u.ca.is_none() {
+                    bad(
+                        "ca",
+                        "mqtts:// needs the CA bundle that signs the broker's certificate".into(),
+                    );
+                }
+                if u.cert.is_some() != u.key.is_some() {
+                    bad(
+                        "cert",
+                        "cert and key must be given together for mTLS".into(),
+                    );
+                }
+            }
+            Ok(_) => {}
+        }
+        for (key, path) in [("ca", &u.ca), ("cert", &u.cert), ("key", &u.key)] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                bad(key, format!("file {} does not exist", p.display()));
+            }
+        }
+        if !(5..=3600).contains(&u.keep_alive_s) {
+            bad("keep_alive_s", format!("{} must be 5–3600", u.keep_alive_s));
+        }
+        if u.backoff_floor_ms == 0 {
+            bad("backoff_floor_ms", "must be at least 1".into());
+        }
+        if u.backoff_cap_ms < u.backoff_floor_ms {
+            bad(
+                "backoff_cap_ms",
+                format!(
+                    "{} is below backoff_floor_ms ({})",
+                    u.backoff_cap_ms, u.backoff_floor_ms
+                ),
+            );
+        }
+        if u.max_inflight == 0 {
+            bad("max_inflight", "must be 1–65535".into());
+        }
+        if let Some(id) = &u.client_id
+            && (id.is_empty() || id.len() > 128)
+        {
+            bad("client_id", "must be 1–128 characters".into());
+        }
+        out
+    }
 }
 
 impl Config {
@@ -598,15 +660,7 @@ impl Config {
 
     /// Parses and validates config text; relative paths resolve against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
-        let locator = Locator::new(text);
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| locator.line_of_offset(s.start));
-            vec![ConfigProblem {
-                key: key_from_serde_message(e.message()).unwrap_or_else(|| "(file)".into()),
-                line,
-                message: e.message().trim().to_string(),
-            }]
-        })?;
+        let (mut config, locator) = parse_located::<Config>(text)?;
         config.resolve_paths(base);
         config.digest =
             crate::ingest::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
@@ -719,66 +773,8 @@ impl Config {
             _ => {}
         }
 
-        let u = &self.uplink;
-        match u.endpoint() {
-            Err(e) => bad("uplink.url", e),
-            Ok((_, _, false)) if !u.insecure_plaintext => bad(
-                "uplink.url",
-                "mqtt:// is plaintext; use mqtts:// or set insecure_plaintext = true explicitly"
-                    .into(),
-            ),
-            Ok((_, _, true)) => {
-                if u.ca.is_none() {
-                    bad(
-                        "uplink.ca",
-                        "mqtts:// needs the CA bundle that signs the broker's certificate".into(),
-                    );
-                }
-                if u.cert.is_some() != u.key.is_some() {
-                    bad(
-                        "uplink.cert",
-                        "cert and key must be given together for mTLS".into(),
-                    );
-                }
-            }
-            Ok(_) => {}
-        }
-        for (key, path) in [
-            ("uplink.ca", &u.ca),
-            ("uplink.cert", &u.cert),
-            ("uplink.key", &u.key),
-        ] {
-            if let Some(p) = path
-                && !p.is_file()
-            {
-                bad(key, format!("file {} does not exist", p.display()));
-            }
-        }
-        if !(5..=3600).contains(&u.keep_alive_s) {
-            bad(
-                "uplink.keep_alive_s",
-                format!("{} must be 5–3600", u.keep_alive_s),
-            );
-        }
-        if u.backoff_floor_ms == 0 {
-            bad("uplink.backoff_floor_ms", "must be at least 1".into());
-        }
-        if u.backoff_cap_ms < u.backoff_floor_ms {
-            bad(
-                "uplink.backoff_cap_ms",
-                format!(
-                    "{} is below backoff_floor_ms ({})",
-                    u.backoff_cap_ms, u.backoff_floor_ms
-                ),
-            );
-        }
-        if u.max_inflight == 0 {
-            bad("uplink.max_inflight", "must be 1–65535".into());
-        }
-        if let Some(id) = &u.client_id
-            && (id.is_empty() || id.len() > 128)
-        {
-            bad("uplink.client_id", "must be 1–128 characters".into());
+        for (key, message) in self.uplink.problems("uplink") {
+            bad(&key, message);
         }
 
         let mut names = std::collections::HashSet::new();
@@ -913,8 +909,25 @@ fn key_from_serde_message(msg: &str) -> Option<String> {
     Some(msg[start..start + len].to_string())
 }
 
+/// Parses TOML text into `T` with serde (unknown keys and wrong types refused); the
+/// problem names the key and its line. The [`Locator`] then places later problems.
+pub fn parse_located<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<(T, Locator<'_>), Vec<ConfigProblem>> {
+    let locator = Locator::new(text);
+    let value = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| locator.line_of_offset(s.start));
+        vec![ConfigProblem {
+            key: key_from_serde_message(e.message()).unwrap_or_else(|| "(file)".into()),
+            line,
+            message: e.message().trim().to_string(),
+        }]
+    })?;
+    Ok((value, locator))
+}
+
 /// Maps dotted key paths back to line numbers in the original text.
-struct Locator<'a> {
+pub struct Locator<'a> {
     text: &'a str,
     doc: Option<toml_edit::Document<&'a str>>,
 }
@@ -934,6 +947,15 @@ impl<'a> Locator<'a> {
             .filter(|&&b| b == b'\n')
             .count()
             + 1
+    }
+
+    /// A problem at `key`, with its line when the key is in the text.
+    pub fn problem(&self, key: &str, message: String) -> ConfigProblem {
+        ConfigProblem {
+            key: key.to_string(),
+            line: self.line_of_key(key),
+            message,
+        }
     }
 
     /// `uplink.ca`, `source[1].listen`: the line of the key, else of the nearest table.

@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod clock;
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod config;
 #[cfg(feature = "schema")]
 pub mod contract;

@@ -82,6 +82,28 @@ enum Cmd {
     /// The benchmark: ceilings and posedge end to end through a local Mosquitto.
     #[cfg(feature = "demo")]
     Bench(posedge::demo::bench::BenchArgs),
+    /// The reference cloud consumer: store feeds from a shared MQTT 5 subscription into
+    /// PostgreSQL, with gap tracking and resync requests.
+    #[cfg(feature = "cloud")]
+    CloudSink {
+        /// Cloud config file (see examples/cloud-sink.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Reconcile one business day: each store's events in PostgreSQL against its summary;
+    /// exits 1 when anything differs.
+    #[cfg(feature = "cloud")]
+    CloudReport {
+        /// Cloud config file (its [database]).
+        #[arg(long)]
+        config: PathBuf,
+        /// Business day, YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -502,6 +524,35 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logs("posedge=warn,off");
             let ok = runtime()?.block_on(posedge::demo::run(args))?;
             Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        #[cfg(feature = "cloud")]
+        Cmd::CloudSink { config } => {
+            let cfg = posedge::cloud::config::CloudConfig::load(&config)?;
+            init_logs("posedge=info,warn");
+            let totals = runtime()?.block_on(posedge::cloud::sink::run(&cfg, wait_for_signal()))?;
+            tracing::info!(
+                batches = totals.batches,
+                events = totals.written.events,
+                duplicates = totals.written.duplicates,
+                "cloud-sink stopped"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "cloud")]
+        Cmd::CloudReport { config, day, json } => {
+            let cfg = posedge::cloud::config::CloudConfig::load(&config)?;
+            let report =
+                runtime()?.block_on(posedge::cloud::report::run(&cfg.database.url, &day))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", posedge::cloud::report::text(&report));
+            }
+            Ok(if report.clean() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

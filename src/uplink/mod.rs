@@ -107,6 +107,10 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
     let mut recent_acks = RecentAcks::new(RECENT_ACKS);
     let mut delivered: Vec<RowId> = Vec::new();
     let mut outage: Option<(Instant, u64, Instant)> = None;
+    // Resync outcomes outlive a session: one that ends (a reconnect) before the writer's
+    // answer arrives must still forget the requeued rows in `recent_acks`, or the next
+    // session would skip them for good; the reply then goes on the next session.
+    let (resynced_tx, mut resynced) = tokio::sync::mpsc::unbounded_channel();
     loop {
         let mut session = Session::start(&settings.session);
         let result = drive(
@@ -117,6 +121,7 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
             &mut recent_acks,
             &mut outage,
             &mut delivered,
+            (&resynced_tx, &mut resynced),
         )
         .await;
         // Acks of the ended session still delete their rows.
@@ -167,6 +172,10 @@ async fn drive(
     recent_acks: &mut RecentAcks,
     outage: &mut Option<(Instant, u64, Instant)>,
     delivered: &mut Vec<RowId>,
+    (resynced_tx, resynced): (
+        &tokio::sync::mpsc::UnboundedSender<Resynced>,
+        &mut tokio::sync::mpsc::UnboundedReceiver<Resynced>,
+    ),
 ) -> Result<(), String> {
     let health = outbox.health();
     let mut beat = tokio::time::interval(BEAT_EVERY);
@@ -203,7 +212,6 @@ async fn drive(
     );
 
     session.subscribe(format!("{}/_agent/cmd/+", settings.prefix))?;
-    let (resynced_tx, mut resynced) = tokio::sync::mpsc::unbounded_channel();
     let mut summaries_sent = std::collections::HashSet::new();
     // Summaries are a daily feed: looked for at connect and then every few seconds, not
     // on the event path.
@@ -279,7 +287,7 @@ async fn drive(
         }
         tokio::select! {
             ev = session.next() => {
-                let mut ctx = Dispatch { settings, outbox, inflight: &mut inflight, delivered, resynced: &resynced_tx };
+                let mut ctx = Dispatch { settings, outbox, inflight: &mut inflight, delivered, resynced: resynced_tx };
                 ctx.on(ev?, session)?;
                 // Drain whatever else is ready without re-querying in between.
                 while ctx.delivered.len() < window {
