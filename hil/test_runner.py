@@ -230,7 +230,10 @@ def sim_prereqs():
 
 
 def test_a_stand_in_agent_that_acks_before_storing_fails_the_run(tmp_path, sim_prereqs):
+    before = _namespaces()
     r = run_hil("--rig", "hil/rigs/sim-lossy.yaml", "--scenario", "clock_skew", "--report", str(tmp_path))
+    assert _namespaces() <= before, "the failed run left its namespace behind"
+    assert _procs_mentioning(tmp_path) == []
     assert r.returncode == 1, r.stdout + r.stderr
     junit = ET.parse(tmp_path / "junit.xml").getroot()
     failures = junit.findall(".//failure")
@@ -242,3 +245,46 @@ def test_a_stand_in_agent_that_acks_before_storing_fails_the_run(tmp_path, sim_p
     verdict = json.loads(junit.find(".//system-out").text)["verdict"]
     assert verdict["acked"] == 900
     assert 0 < verdict["lost"] < verdict["acked"]
+
+
+def _namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith("phil")}
+
+
+def _procs_mentioning(path: Path) -> list[str]:
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(path) in cmd:
+                found.append(f"{p.name}: {cmd}")
+    return found
+
+
+def test_a_runner_stopped_mid_scenario_leaves_no_namespace_or_process(tmp_path, sim_prereqs):
+    before = _namespaces()
+    e = dict(os.environ, PYTHONPATH=str(HIL))
+    p = subprocess.Popen([sys.executable, "-m", "posedge_hil", "--rig", "hil/rigs/sim.yaml", "--scenario",
+                          "uplink_cut", "--report", str(tmp_path)], cwd=HIL.parent, env=e,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = set()
+    end = time.time() + 60
+    while time.time() < end and not seen:
+        time.sleep(0.2)
+        seen = _namespaces() - before
+    assert seen, "the sim rig made no namespace"
+    # Wait until the agent and the registers run, then stop the runner as CI would.
+    end = time.time() + 60
+    while time.time() < end and not (tmp_path / "scenarios" / "uplink_cut" / "ledger-reg-1.ndjson").exists():
+        time.sleep(0.2)
+    time.sleep(1)
+    p.terminate()
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode != 0
+    time.sleep(0.5)
+    assert not (_namespaces() & seen), out
+    assert _procs_mentioning(tmp_path) == [], out

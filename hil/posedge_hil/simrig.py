@@ -66,6 +66,7 @@ class SimRig(Rig):
             raise SystemExit("the sim rig needs the posedge binary: --posedge-bin PATH or POSEDGE_BIN")
         self.posedge_bin = str(Path(self.posedge_bin).resolve())
         self.agent = None
+        self.ns = None
         self.agent_cfg: Path | None = None
         self.agent_log = None
         self.broker = None
@@ -112,19 +113,24 @@ class SimRig(Rig):
 
     def _del_netns(self):
         procs.kill(self.agent)
+        if not getattr(self, "ns", None):
+            return
         sh("ip", "netns", "del", self.ns, check=False)
         # Deleting the namespace deletes the veth pairs; make sure of it.
         for i in (self.if_lan, self.if_up):
             sh("ip", "link", "del", i, check=False)
 
     def teardown(self):
-        self.stop_agent()
-        procs.kill(self.broker, signal.SIGTERM)
-        if self.printer:
-            self.printer.close()
-        if self.target is not None:
-            self.target.cleanup()
-        self._del_netns()
+        try:
+            self.stop_agent()
+            procs.kill(self.broker, signal.SIGTERM)
+            if self.printer:
+                self.printer.close()
+            if self.target is not None:
+                self.target.cleanup()
+        finally:
+            self._del_netns()
+            simdrivers.WORLD = None
 
     def _write_broker_conf(self):
         d = self.work / "broker"
