@@ -141,7 +141,7 @@ class SimRig(Rig):
             f"listener {self.broker_port} {self.up_h}\nuser root\n"
             f"cafile {self.pki['ca']}\ncertfile {server_cert}\nkeyfile {server_key}\n"
             "require_certificate true\ntls_version tlsv1.2\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {d}/\nautosave_interval 1\n"
+            f"persistence true\npersistence_location {d}/\n"
             "max_inflight_messages 1000\nmax_queued_messages 3000000\nmax_queued_bytes 0\n"
             f"log_dest file {d}/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\n"
         )
