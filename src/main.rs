@@ -221,6 +221,10 @@ mod posedge_cli {
         /// Give up when the agent is unreachable this many seconds.
         #[arg(long, default_value_t = 120)]
         pub give_up_s: u64,
+        /// Register clock skew in seconds (negative: behind): occurred_at is the wall clock
+        /// plus this, instead of the simulated clock of the business day.
+        #[arg(long, allow_hyphen_values = true)]
+        pub clock_skew_s: Option<i64>,
     }
 }
 
@@ -483,6 +487,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            posedge::sim::register::set_clock_skew_s(a.clock_skew_s);
             let opts = posedge::sim::register::SimOptions {
                 connect: a.tcp,
                 count: a.count,

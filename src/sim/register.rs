@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -108,6 +109,25 @@ pub fn expected_key(store: &str, ev: &Value) -> String {
     )
 }
 
+/// The register clock's skew against the wall clock in milliseconds; `i64::MIN` while the
+/// simulated clock (derived from the business day) is in use.
+static CLOCK_SKEW_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// `posedge sim --clock-skew-s`: from now on every event's `occurred_at` is the wall clock
+/// plus `skew_s` (negative: the register's clock is behind), as a register whose clock is
+/// off would stamp it. `None` goes back to the simulated clock. One register per process.
+pub fn set_clock_skew_s(skew_s: Option<i64>) {
+    let ms = skew_s.map_or(i64::MIN, |s| s.saturating_mul(1000).max(i64::MIN + 1));
+    CLOCK_SKEW_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Stamps `occurred_at` as a register clock `skew_ms` off the wall clock at `now_ms`.
+fn stamp_register_clock(ev: &mut Value, now_ms: i64, skew_ms: i64) {
+    ev["occurred_at"] = json!(crate::clock::rfc3339_from_ms(
+        now_ms.saturating_add(skew_ms)
+    ));
+}
+
 /// One line per event sent, so a test can prove every acked event reached the cloud.
 pub struct Ledger(Option<std::io::BufWriter<std::fs::File>>);
 
@@ -121,8 +141,10 @@ impl Ledger {
     }
 
     /// Records what became of one event; `answer` is the agent's ack line, if any.
+    /// `answered_ms` (wall clock, epoch ms) is when the answer came, next to `sent_ms`.
     pub fn write(&mut self, mut meta: Value, acked: bool, answer: &Value) -> std::io::Result<()> {
         meta["acked"] = json!(acked);
+        meta["answered_ms"] = json!(crate::clock::now_ms());
         meta["event_id"] = answer.get("event_id").cloned().unwrap_or(Value::Null);
         meta["seq"] = answer.get("seq").cloned().unwrap_or(Value::Null);
         self.line(&meta)
@@ -145,9 +167,11 @@ impl Ledger {
     }
 }
 
-/// What the ledger says about an event before its answer.
+/// What the ledger says about an event before its answer; call it when the event is first
+/// sent: `sent_ms` (wall clock, epoch ms) is the start of its register→cloud latency.
 pub fn meta(store: &str, ev: &Value) -> Value {
     json!({
+        "sent_ms": crate::clock::now_ms(),
         "idempotency_key": expected_key(store, ev),
         "register_id": ev.get("register_id"),
         "pos_sequence": ev.get("pos_sequence"),
@@ -162,11 +186,15 @@ pub fn next_record(
     report: &mut SimReport,
 ) -> (Value, Vec<u8>) {
     loop {
-        let ev = if o.close_day && report.generated + 1 == o.count {
+        let mut ev = if o.close_day && report.generated + 1 == o.count {
             generator.close_till()
         } else {
             generator.next_event()
         };
+        let skew = CLOCK_SKEW_MS.load(Ordering::Relaxed);
+        if skew != i64::MIN {
+            stamp_register_clock(&mut ev, crate::clock::now_ms(), skew);
+        }
         match super::encode::record(o.format, &ev, CodePage::Cp858) {
             Some(raw) => return (ev, raw),
             None => report.skipped += 1,
@@ -253,4 +281,44 @@ pub async fn run(o: &SimOptions) -> Result<SimReport, SimError> {
     }
     ledger.flush()?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skewed_register_clock_stamps_the_wall_clock_plus_the_skew() {
+        let mut ev = json!({"event_type": "no_sale", "occurred_at": "2026-11-27T07:00:00.000Z"});
+        stamp_register_clock(&mut ev, 1_764_221_116_123, -3 * 3600 * 1000);
+        assert_eq!(ev["occurred_at"], "2025-11-27T02:25:16.123Z");
+        stamp_register_clock(&mut ev, 1_764_221_116_123, 25 * 3600 * 1000);
+        assert_eq!(ev["occurred_at"], "2025-11-28T06:25:16.123Z");
+    }
+
+    #[test]
+    fn ledger_lines_carry_when_sent_and_when_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger");
+        let ev = json!({"event_type": "no_sale", "register_id": "r1", "business_day": "2026-11-27", "pos_sequence": 7});
+        let before = crate::clock::now_ms();
+        let m = meta("s1", &ev);
+        let mut ledger = Ledger::create(Some(&path)).unwrap();
+        ledger
+            .write(m, true, &json!({"ack": 1, "event_id": "e", "seq": 3}))
+            .unwrap();
+        ledger.flush().unwrap();
+        let line: Value =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert_eq!(line["idempotency_key"], "s1|r1|2026-11-27|7|no_sale");
+        assert_eq!(
+            (line["acked"].clone(), line["seq"].clone()),
+            (json!(true), json!(3))
+        );
+        let (sent, answered) = (
+            line["sent_ms"].as_i64().unwrap(),
+            line["answered_ms"].as_i64().unwrap(),
+        );
+        assert!(before <= sent && sent <= answered, "{line}");
+    }
 }

@@ -88,6 +88,7 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
         let (ev, payload) = next_record(&mut generator, o, &mut report);
+        let sent = meta(&o.store_id, &ev);
         report.generated += 1;
         let n = report.generated;
         let frame = framing::encode(t.framing, &payload);
@@ -162,7 +163,7 @@ pub fn run(o: &SimOptions, t: &SerialTarget) -> Result<SimReport, SimError> {
             Some(false) => report.nacked += 1,
             None => {}
         }
-        ledger.write(meta(&o.store_id, &ev), outcome == Some(true), &Value::Null)?;
+        ledger.write(sent, outcome == Some(true), &Value::Null)?;
     }
     ledger.flush()?;
     drain(&mut line);
