@@ -277,13 +277,11 @@ fn map_fields(ctx: &SourceContext, fields: &mut Fields) {
         .collect();
 }
 
-/// Redacts the members in place. Clean members (nearly all) are only scanned; a record
-/// with anything to redact goes through [`redact::redact_json`] as a whole.
+/// Redacts the members in place. Clean records (nearly all) are only scanned; a record
+/// with anything to redact, a PAN split across its members included, goes through
+/// [`redact::redact_json`] as a whole.
 fn redact_fields(fields: &mut Fields) -> Redactions {
-    if fields
-        .iter()
-        .all(|(k, v)| redact::key_is_clean(k) && redact::json_is_clean(v.get()))
-    {
+    if redact::members_are_clean(fields.iter().map(|(k, v)| (k.as_str(), v.get()))) {
         return Redactions::default();
     }
     let mut value = Value::Object(
