@@ -38,6 +38,11 @@ pub struct BenchArgs {
     /// Only the decoder and redactor throughput (no broker, no agent).
     #[arg(long)]
     pub decoders: bool,
+    /// Only the cloud side: cloud-sink ingest into PostgreSQL (one and two instances,
+    /// `--events` events) and the end-of-day summary of 100,000 events.
+    #[cfg(feature = "cloud")]
+    #[arg(long, conflicts_with = "decoders")]
+    pub cloud: bool,
 }
 
 /// Why the benchmark could not run.
@@ -233,6 +238,10 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     if args.decoders {
         print_decoders();
         return Ok(());
+    }
+    #[cfg(feature = "cloud")]
+    if args.cloud {
+        return crate::cloud::bench::run(args.events).await.map_err(err);
     }
     let dir = tempfile::tempdir().map_err(err)?;
     let pki = certs::generate(dir.path(), "bench-ca", &["agent", "cloud", "bare"]).map_err(err)?;
