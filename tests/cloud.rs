@@ -480,3 +480,70 @@ fn inventory_deltas_sum_to_the_stock_change_the_registers_rang_up() {
         ]
     );
 }
+
+/// A burst of resync commands (more replies than the agent's MQTT client queue holds, so
+/// its session drops mid-burst) still delivers every requeued event and leaves the store's
+/// outbox empty: the outcomes of the writer outlive the session.
+#[test]
+fn a_burst_of_resync_commands_leaves_nothing_stuck_in_the_store() {
+    use posedge::uplink::session::{Session, SessionEvent, SessionOptions};
+    let cloud = Cloud::new();
+    let config = cloud.sink_config("sink-burst", "", "grace_s = 600");
+    let _sink = Sink::start(&config, cloud.world.path("sink-burst.log"));
+    let store = Store::start(&cloud, "s1");
+    let total = acked(store.trade(&day(0), 100, 5));
+    eventually(Duration::from_secs(30), "the day stored", || {
+        cloud.count("SELECT count(*) FROM events") == total as i64
+    });
+    let (cert, key) = cloud.world.pki.client("cloud").unwrap();
+    let opts = SessionOptions {
+        version: posedge::config::MqttVersion::V5,
+        host: "localhost".into(),
+        port: cloud.world.broker_port,
+        client_id: "burst".into(),
+        keep_alive: Duration::from_secs(5),
+        tls: Some(
+            posedge::uplink::tls::client_config(&cloud.world.pki.ca, Some((cert, key))).unwrap(),
+        ),
+        will: ("posedge/v1/t1/burst/_agent/status".into(), Vec::new()),
+        max_inflight: 1000,
+    };
+    let commands = 800u64;
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut session = Session::start(&opts);
+        while session.next().await.unwrap() != SessionEvent::Connected {}
+        let mut acked = 0;
+        let mut sent = 0;
+        while acked < commands {
+            while sent < commands && sent - acked < 500 {
+                let lane = if sent % 2 == 0 { "lan1" } else { "lan2" };
+                let seq = sent / 2 % 50 + 1;
+                let body = serde_json::json!({"id": format!("b-{sent}"), "source": lane,
+                    "from_seq": seq, "to_seq": seq + 1});
+                session
+                    .publish(
+                        "posedge/v1/t1/s1/_agent/cmd/resync".into(),
+                        serde_json::to_vec(&body).unwrap().into(),
+                        false,
+                    )
+                    .unwrap();
+                sent += 1;
+            }
+            if let SessionEvent::PubAck { .. } = session.next().await.unwrap() {
+                acked += 1;
+            }
+        }
+        session.disconnect().await;
+    });
+    let status = || common::status(&cloud.world.path("s1/posedge.toml"));
+    eventually(
+        Duration::from_secs(60),
+        "the store's outbox empty again",
+        || status()["outbox"]["pending"] == 0,
+    );
+    // The requeued events came again and were absorbed as duplicates.
+    eventually(Duration::from_secs(20), "duplicates absorbed", || {
+        cloud.count("SELECT COALESCE(sum(count), 0) FROM duplicates") >= 100
+    });
+    assert_each_once(&cloud, total);
+}

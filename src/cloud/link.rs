@@ -80,7 +80,7 @@ pub fn filters(cfg: &CloudConfig) -> Vec<String> {
 
 /// Connects in the background; messages arrive on the receiver. The event loop
 /// reconnects with backoff for as long as the receiver lives.
-pub fn start(cfg: &CloudConfig) -> Result<(Link, mpsc::Receiver<Inbound>), LinkError> {
+pub fn start(cfg: &CloudConfig) -> Result<(Link, mpsc::UnboundedReceiver<Inbound>), LinkError> {
     let b = &cfg.broker;
     let (host, port, tls) = b.endpoint().map_err(LinkError::Setup)?;
     let mut opts = MqttOptions::new(cfg.client_id(), host, port);
@@ -102,9 +102,12 @@ pub fn start(cfg: &CloudConfig) -> Result<(Link, mpsc::Receiver<Inbound>), LinkE
     } else {
         tracing::warn!("insecure_plaintext: the broker connection is not encrypted");
     }
-    let cap = usize::from(cfg.sink.receive_maximum).max(64);
+    // The event loop must never wait on the sink: it is what drains the acks the sink
+    // queues. The broker sends at most `receive_maximum` unacknowledged messages, which
+    // bounds the inbound channel; the request queue has room for all their acks.
+    let cap = usize::from(cfg.sink.receive_maximum) + 256;
     let (client, mut eventloop) = AsyncClient::new(opts, cap);
-    let (tx, rx) = mpsc::channel(cap);
+    let (tx, rx) = mpsc::unbounded_channel();
     let connection = Arc::new(AtomicU64::new(0));
     let link = Link {
         client: client.clone(),
@@ -133,7 +136,7 @@ pub fn start(cfg: &CloudConfig) -> Result<(Link, mpsc::Receiver<Inbound>), LinkE
                         connection: connection.load(Ordering::Acquire),
                         publish,
                     };
-                    if tx.send(m).await.is_err() {
+                    if tx.send(m).is_err() {
                         return;
                     }
                 }

@@ -85,7 +85,7 @@ pub async fn run(
 /// The first message and whatever else arrives within the batch window, up to the bound.
 async fn gather(
     first: Inbound,
-    inbound: &mut mpsc::Receiver<Inbound>,
+    inbound: &mut mpsc::UnboundedReceiver<Inbound>,
     cfg: &CloudConfig,
 ) -> Vec<(Inbound, Received)> {
     let layout = cfg.layout();

@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// with them queued (READY), the drain rate and the RSS while draining.
     #[arg(long, value_name = "EVENTS")]
     pub backlog: Option<u64>,
+    /// Only the cloud side: cloud-sink ingest into PostgreSQL (one and two instances,
+    /// `--events` events) and the end-of-day summary of 100,000 events.
+    #[cfg(feature = "cloud")]
+    #[arg(long, conflicts_with = "decoders")]
+    pub cloud: bool,
 }
 
 /// Why the benchmark could not run.
@@ -336,6 +341,10 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     if args.decoders {
         print_decoders();
         return Ok(());
+    }
+    #[cfg(feature = "cloud")]
+    if args.cloud {
+        return crate::cloud::bench::run(args.events).await.map_err(err);
     }
     if let Some(events) = args.backlog {
         return super::backlog::run(events, &args).await;
