@@ -19,9 +19,16 @@ pub enum LinkError {
     /// The URL or TLS files are unusable.
     #[error("broker: {0}")]
     Setup(String),
-    /// rumqttc refused a request (its queue is gone: the event loop ended).
+    /// rumqttc refused a request (its queue is gone: the event loop ended). Boxed: the
+    /// error carries the whole refused request.
     #[error("broker client: {0}")]
-    Client(#[from] rumqttc::v5::ClientError),
+    Client(Box<rumqttc::v5::ClientError>),
+}
+
+impl From<rumqttc::v5::ClientError> for LinkError {
+    fn from(e: rumqttc::v5::ClientError) -> LinkError {
+        LinkError::Client(Box::new(e))
+    }
 }
 
 /// A received message and the connection it came on.

@@ -164,6 +164,8 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
     }
 }
 
+// The state that outlives a session lives in `run`, lent here one borrow each.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     session: &mut Session,
     settings: &UplinkSettings,
