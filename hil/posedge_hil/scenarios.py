@@ -461,7 +461,6 @@ def clock_skew(ctx: Ctx):
     """Register clock skew: one register 3 h behind, one 3 h ahead, one 25 h ahead (its
     clock is on the next business day). Events must arrive with the register's
     occurred_at untouched and the agent's own received_at."""
-    rig = ctx.rig
     ctx.start(Layout(store="", lan=3))
     skews = {1: -3 * 3600, 2: 3 * 3600, 3: 25 * 3600}
     now = time.time()
