@@ -288,3 +288,17 @@ def test_a_runner_stopped_mid_scenario_leaves_no_namespace_or_process(tmp_path, 
     time.sleep(0.5)
     assert not (_namespaces() & seen), out
     assert _procs_mentioning(tmp_path) == [], out
+
+
+def test_an_agent_that_acks_before_durable_passes_without_faults_and_fails_a_power_cut(tmp_path, sim_prereqs):
+    calm = run_hil("--rig", "hil/rigs/sim-ack-before-durable.yaml", "--scenario", "clock_skew",
+                   "--report", str(tmp_path / "calm"))
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+    cut = run_hil("--rig", "hil/rigs/sim-ack-before-durable.yaml", "--scenario", "short.power_cut_burst",
+                  "--report", str(tmp_path / "cut"))
+    assert cut.returncode == 1, cut.stdout + cut.stderr
+    junit = ET.parse(tmp_path / "cut" / "junit.xml").getroot()
+    failure = junit.find(".//failure")
+    assert failure is not None and "never reached the cloud" in failure.get("message")
+    verdict = json.loads(junit.find(".//system-out").text)["verdict"]
+    assert verdict["acked"] == verdict["sent"] == 4 * 1200 and verdict["lost"] > 0

@@ -1,9 +1,11 @@
 """A stand-in "agent" that breaks the durability promise on purpose: it acks every LAN
-line at once, before storing anything, forwards what it still holds in memory to the
-broker, and drops every n-th line outright. The runner must FAIL a scenario run against
-it (hil/rigs/sim-lossy.yaml; hil/test_runner.py proves it does).
+line at once, before storing anything, keeps the events in memory for `--hold-ms` before
+forwarding them to the broker, and drops every n-th line outright (`--drop-every`, 0:
+none). The runner must FAIL a scenario run against it (hil/rigs/sim-lossy.yaml drops
+lines; hil/rigs/sim-ack-before-durable.yaml drops nothing and loses only what a power cut
+takes from memory; hil/test_runner.py proves both fail).
 
-    python -m posedge_hil.lossy_agent --config posedge.toml --drop-every 10
+    python -m posedge_hil.lossy_agent --config posedge.toml --drop-every 10 --hold-ms 0
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
     ap.add_argument("--drop-every", type=int, default=10)
+    ap.add_argument("--hold-ms", type=int, default=0)
     a = ap.parse_args()
     cfg = tomllib.load(open(a.config, "rb"))
     up = cfg["uplink"]
@@ -39,6 +42,18 @@ def main():
     prefix = f"posedge/v1/{cfg['tenant']}/{cfg['store_id']}"
     counter = {"n": 0}
     lock = threading.Lock()
+    held: list[tuple[str, str]] = []
+
+    def forward():
+        # "Group commit" to nowhere: what is held when the process dies is gone.
+        while True:
+            time.sleep(max(a.hold_ms, 1) / 1000)
+            with lock:
+                batch, held[:] = list(held), []
+            for topic, payload in batch:
+                c.publish(topic, payload, qos=1)
+
+    threading.Thread(target=forward, daemon=True).start()
 
     def serve(src):
         host, port = src["listen"].rsplit(":", 1)
@@ -60,7 +75,7 @@ def main():
                 f.flush()
                 with lock:
                     counter["n"] += 1
-                    drop = counter["n"] % a.drop_every == 0
+                    drop = a.drop_every > 0 and counter["n"] % a.drop_every == 0
                 if drop:
                     continue
                 try:
@@ -74,7 +89,8 @@ def main():
                           idempotency_key="|".join(str(x) for x in [
                               cfg["store_id"], reg, ev.get("business_day", ""), ev.get("pos_sequence", ""),
                               ev.get("event_type", "")]))
-                c.publish(f"{prefix}/{reg}/{ev.get('event_type')}", json.dumps(ev), qos=1)
+                with lock:
+                    held.append((f"{prefix}/{reg}/{ev.get('event_type')}", json.dumps(ev)))
 
     for src in cfg.get("source", []):
         if src.get("kind") == "tcp":

@@ -13,18 +13,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import socket
-import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
-from . import procs
 
 HERE = Path(__file__).resolve().parent
 HIL = HERE.parent

@@ -22,7 +22,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from . import procs, simdrivers
@@ -221,7 +220,8 @@ class SimRig(Rig):
             # The negative control: a stand-in that acks before storing and drops lines.
             env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
             cmd = [sys.executable, "-m", "posedge_hil.lossy_agent", "--config", self.agent_cfg,
-                   "--drop-every", str(self.spec.get("lossy_drop_every", 10))]
+                   "--drop-every", str(self.spec.get("lossy_drop_every", 10)),
+                   "--hold-ms", str(self.spec.get("lossy_hold_ms", 0))]
         else:
             cmd = [self.posedge_bin, "run", "--config", self.agent_cfg]
         self.agent = procs.spawn(["ip", "netns", "exec", self.ns, *cmd], stdout=subprocess.DEVNULL,
