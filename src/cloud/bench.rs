@@ -137,9 +137,7 @@ async fn ingest(
         port,
         client_id: format!("bench-store-{instances}"),
         keep_alive: Duration::from_secs(30),
-        tls: Some(
-            crate::uplink::tls::client_config(&pki.ca, pki.client("agent")).map_err(err)?,
-        ),
+        tls: Some(crate::uplink::tls::client_config(&pki.ca, pki.client("agent")).map_err(err)?),
         will: ("posedge/v1/bench/s1/_agent/status".into(), Vec::new()),
         max_inflight: 256,
     };
@@ -215,8 +213,12 @@ pub async fn run(events: u64) -> Result<(), CloudBenchError> {
     let report_time = start.elapsed();
     println!("| figure | measured |");
     println!("|---|---|");
-    println!("| cloud-sink ingest into PostgreSQL, 1 instance ({events} events) | {one:.0} events/s |");
-    println!("| cloud-sink ingest into PostgreSQL, 2 instances, shared subscription | {two:.0} events/s |");
+    println!(
+        "| cloud-sink ingest into PostgreSQL, 1 instance ({events} events) | {one:.0} events/s |"
+    );
+    println!(
+        "| cloud-sink ingest into PostgreSQL, 2 instances, shared subscription | {two:.0} events/s |"
+    );
     println!(
         "| end-of-day summary of {n} events (DaySummary::add, in memory) | {:.0} ms ({} events counted) |",
         in_memory.as_secs_f64() * 1000.0,

@@ -21,7 +21,7 @@ pub enum LinkError {
     Setup(String),
     /// rumqttc refused a request (its queue is gone: the event loop ended).
     #[error("broker client: {0}")]
-    Client(#[from] rumqttc::v5::ClientError),
+    Client(String),
 }
 
 /// A received message and the connection it came on.
@@ -47,7 +47,10 @@ impl Link {
         if m.connection != self.connection.load(Ordering::Acquire) {
             return Ok(false);
         }
-        self.client.ack(&m.publish).await?;
+        self.client
+            .ack(&m.publish)
+            .await
+            .map_err(|e| LinkError::Client(e.to_string()))?;
         Ok(true)
     }
 
@@ -55,7 +58,8 @@ impl Link {
     pub async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), LinkError> {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await?;
+            .await
+            .map_err(|e| LinkError::Client(e.to_string()))?;
         Ok(())
     }
 
