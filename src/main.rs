@@ -549,6 +549,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "cloud")]
         Cmd::CloudReport { config, day, json } => {
+            if day.len() != 10 || day.parse::<jiff::civil::Date>().is_err() {
+                eprintln!("posedge: --day {day:?} must be a date YYYY-MM-DD");
+                return Ok(ExitCode::from(2));
+            }
             let cfg = posedge::cloud::config::CloudConfig::load(&config)?;
             let report =
                 runtime()?.block_on(posedge::cloud::report::run(&cfg.database.url, &day))?;

@@ -19,16 +19,9 @@ pub enum LinkError {
     /// The URL or TLS files are unusable.
     #[error("broker: {0}")]
     Setup(String),
-    /// rumqttc refused a request (its queue is gone: the event loop ended). Boxed: the
-    /// error carries the whole refused request.
+    /// rumqttc refused a request (its queue is gone: the event loop ended).
     #[error("broker client: {0}")]
-    Client(Box<rumqttc::v5::ClientError>),
-}
-
-impl From<rumqttc::v5::ClientError> for LinkError {
-    fn from(e: rumqttc::v5::ClientError) -> LinkError {
-        LinkError::Client(Box::new(e))
-    }
+    Client(String),
 }
 
 /// A received message and the connection it came on.
@@ -54,7 +47,10 @@ impl Link {
         if m.connection != self.connection.load(Ordering::Acquire) {
             return Ok(false);
         }
-        self.client.ack(&m.publish).await?;
+        self.client
+            .ack(&m.publish)
+            .await
+            .map_err(|e| LinkError::Client(e.to_string()))?;
         Ok(true)
     }
 
@@ -62,7 +58,8 @@ impl Link {
     pub async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), LinkError> {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await?;
+            .await
+            .map_err(|e| LinkError::Client(e.to_string()))?;
         Ok(())
     }
 

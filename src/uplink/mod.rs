@@ -101,16 +101,28 @@ impl UplinkSettings {
 /// the deletes that can be in flight at once.
 const RECENT_ACKS: usize = 1 << 14;
 
+/// What outlives a session: the rows acknowledged recently, and the resync outcomes of
+/// the writer not yet handled (with the sender the command handler hands out).
+struct Across {
+    recent_acks: RecentAcks,
+    resynced_tx: tokio::sync::mpsc::UnboundedSender<Resynced>,
+    resynced: tokio::sync::mpsc::UnboundedReceiver<Resynced>,
+}
+
 /// Runs the uplink forever: connect, drain, reconnect with backoff.
 pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader) {
     let mut backoff = settings.backoff.clone();
-    let mut recent_acks = RecentAcks::new(RECENT_ACKS);
     let mut delivered: Vec<RowId> = Vec::new();
     let mut outage: Option<(Instant, u64, Instant)> = None;
     // Resync outcomes outlive a session: one that ends (a reconnect) before the writer's
     // answer arrives must still forget the requeued rows in `recent_acks`, or the next
     // session would skip them for good; the reply then goes on the next session.
-    let (resynced_tx, mut resynced) = tokio::sync::mpsc::unbounded_channel();
+    let (resynced_tx, resynced) = tokio::sync::mpsc::unbounded_channel();
+    let mut across = Across {
+        recent_acks: RecentAcks::new(RECENT_ACKS),
+        resynced_tx,
+        resynced,
+    };
     loop {
         let mut session = Session::start(&settings.session);
         let result = drive(
@@ -118,15 +130,14 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
             &settings,
             &outbox,
             &reader,
-            &mut recent_acks,
+            &mut across,
             &mut outage,
             &mut delivered,
-            (&resynced_tx, &mut resynced),
         )
         .await;
         // Acks of the ended session still delete their rows.
         if !delivered.is_empty() {
-            recent_acks.extend(delivered.iter().copied());
+            across.recent_acks.extend(delivered.iter().copied());
             outbox.delivered(std::mem::take(&mut delivered));
         }
         if outage.is_none() {
@@ -164,21 +175,20 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
     }
 }
 
-// The state that outlives a session lives in `run`, lent here one borrow each.
-#[allow(clippy::too_many_arguments)]
 async fn drive(
     session: &mut Session,
     settings: &UplinkSettings,
     outbox: &Outbox,
     reader: &queue::Reader,
-    recent_acks: &mut RecentAcks,
+    across: &mut Across,
     outage: &mut Option<(Instant, u64, Instant)>,
     delivered: &mut Vec<RowId>,
-    (resynced_tx, resynced): (
-        &tokio::sync::mpsc::UnboundedSender<Resynced>,
-        &mut tokio::sync::mpsc::UnboundedReceiver<Resynced>,
-    ),
 ) -> Result<(), String> {
+    let Across {
+        recent_acks,
+        resynced_tx,
+        resynced,
+    } = across;
     let health = outbox.health();
     let mut beat = tokio::time::interval(BEAT_EVERY);
     tokio::time::timeout(CONNECT_TIMEOUT, async {
