@@ -230,13 +230,14 @@ struct AgentProc(Child);
 
 impl AgentProc {
     /// Stops the agent with SIGTERM, as an operator would, so that a wrapper such as
-    /// valgrind or perf writes its report; killed if it does not stop within 60 s.
+    /// valgrind or perf writes its report; killed if it does not stop within 5 minutes
+    /// (valgrind's slow-down stretches the last summary pass the agent waits for).
     fn stop(mut self) {
         let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) else {
             return;
         };
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let end = Instant::now() + Duration::from_secs(60);
+        let end = Instant::now() + Duration::from_secs(300);
         while Instant::now() < end {
             if let Ok(Some(_)) = self.0.try_wait() {
                 return;
