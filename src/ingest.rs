@@ -81,8 +81,8 @@ pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> PreparedRe
     let mut items = Vec::with_capacity(decoded.len());
     for (index, outcome) in decoded.into_iter().enumerate() {
         let item = match outcome {
-            Ok(fields) => {
-                let (item, found) = stamp(ctx, fields, received_at, &raw_sha, index, &clean_raw);
+            Ok(members) => {
+                let (item, found) = stamp(ctx, members, received_at, &raw_sha, index, &clean_raw);
                 redactions.add(found);
                 item
             }
@@ -104,14 +104,22 @@ pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> PreparedRe
 /// Redacts one decoded event and completes its envelope.
 fn stamp(
     ctx: &SourceContext,
-    mut fields: Fields,
+    members: decode::Members,
     received_at: &str,
     raw_sha: &str,
     index: usize,
     clean_raw: &[u8],
 ) -> (Prepared, Redactions) {
-    map_fields(ctx, &mut fields);
-    let found = redact_fields(&mut fields);
+    let decode::Members {
+        mut fields,
+        mut transaction,
+    } = members;
+    let mapped = map_fields(ctx, &mut fields);
+    let (found, redacted) = redact_fields(&mut fields);
+    if mapped || redacted {
+        // The body is not the text the decoder read any more: the inventory reads it anew.
+        transaction = None;
+    }
     let register = match get_str(&fields, "register_id") {
         Some(r) if is_topic_safe(&r) => RegisterId::new(r),
         Some(_) => {
@@ -147,7 +155,7 @@ fn stamp(
         .get("body")
         .is_some_and(|b| b.get().contains("\"integrity\":[\""));
     let derived = match event_type.as_str() {
-        "transaction" => inventory(ctx, &fields, &key, &register)
+        "transaction" => inventory(ctx, &fields, &key, &register, transaction)
             .into_iter()
             .collect(),
         _ => Vec::new(),
@@ -179,13 +187,18 @@ pub const INVENTORY_SCHEMA: &str = "posedge.inventory/1";
 /// The stock movements of a transaction as a message of its own, on the source's
 /// `<name>.inventory` lane (its own gapless `seq`, so the events' `seq` stays theirs).
 /// `None` when nothing moves or the body is not a transaction (flagged on the event).
+/// `parsed` is the body as the decoder read it, when the text is still the same.
 fn inventory(
     ctx: &SourceContext,
     fields: &Fields,
     key: &IdempotencyKey,
     register: &RegisterId,
+    parsed: Option<Box<crate::model::Transaction>>,
 ) -> Option<PendingEvent> {
-    let tx: crate::model::Transaction = serde_json::from_str(fields.get("body")?.get()).ok()?;
+    let tx = match parsed {
+        Some(tx) => tx,
+        None => serde_json::from_str(fields.get("body")?.get()).ok()?,
+    };
     let training = fields
         .get("flags")
         .and_then(|f| serde_json::from_str::<Value>(f.get()).ok())
@@ -238,11 +251,12 @@ fn inventory(
 
 /// Applies the mapping rules for this source and format. Runs before redaction, so
 /// whatever a rule moves or quotes in a finding is scrubbed like the rest. Findings are
-/// appended to `body.mapping`; sources without rules pay nothing.
-fn map_fields(ctx: &SourceContext, fields: &mut Fields) {
+/// appended to `body.mapping`; sources without rules pay nothing. True when the members
+/// were rewritten.
+fn map_fields(ctx: &SourceContext, fields: &mut Fields) -> bool {
     let (source, format) = (ctx.origin.name.as_str(), ctx.origin.format);
     if ctx.mapping.for_origin(source, format).next().is_none() {
-        return;
+        return false;
     }
     let mut event: serde_json::Map<String, Value> = fields
         .iter()
@@ -256,7 +270,7 @@ fn map_fields(ctx: &SourceContext, fields: &mut Fields) {
         .collect();
     let applied = ctx.mapping.apply(source, format, &mut event);
     if applied.changed == 0 && applied.findings.is_empty() {
-        return;
+        return false;
     }
     if !applied.findings.is_empty() {
         let body = event
@@ -275,14 +289,15 @@ fn map_fields(ctx: &SourceContext, fields: &mut Fields) {
         .into_iter()
         .map(|(k, v)| (k, raw_member(&v)))
         .collect();
+    true
 }
 
 /// Redacts the members in place. Clean records (nearly all) are only scanned; a record
 /// with anything to redact, a PAN split across its members included, goes through
-/// [`redact::redact_json`] as a whole.
-fn redact_fields(fields: &mut Fields) -> Redactions {
+/// [`redact::redact_json`] as a whole; the flag says the members were rebuilt that way.
+fn redact_fields(fields: &mut Fields) -> (Redactions, bool) {
     if redact::members_are_clean(fields.iter().map(|(k, v)| (k.as_str(), v.get()))) {
-        return Redactions::default();
+        return (Redactions::default(), false);
     }
     let mut value = Value::Object(
         std::mem::take(fields)
@@ -298,7 +313,7 @@ fn redact_fields(fields: &mut Fields) -> Redactions {
     if let Value::Object(map) = value {
         *fields = map.into_iter().map(|(k, v)| (k, raw_member(&v))).collect();
     }
-    found
+    (found, true)
 }
 
 /// A record for bytes the framing refused before any decoder saw them (over-long,

@@ -11,7 +11,7 @@ pub mod poslog;
 
 use crate::config::Format;
 use crate::event::Fields;
-use crate::model::{Body, Currency, Event, EventType};
+use crate::model::{Body, Currency, Event, EventType, Transaction};
 
 /// A part of the input a decoder refused: the reason and the exact bytes concerned (the
 /// whole record, or a fragment such as one `<Transaction>` element). Both go to the dead
@@ -46,11 +46,29 @@ pub struct Options {
     pub code_page: Option<escpos::CodePage>,
 }
 
+/// One decoded event: its members, and the transaction body as the decoder already
+/// read it from the members' text (ndjson), so ingest need not parse it again for the
+/// inventory feed.
+#[derive(Debug)]
+pub struct Members {
+    /// The register-supplied members, as JSON text.
+    pub fields: Fields,
+    /// The body in the model when it is a transaction the decoder read; `None` otherwise.
+    pub transaction: Option<Box<Transaction>>,
+}
+
 /// Decodes one record of `format` into event members, ready for redaction and stamping.
-pub fn decode(format: Format, raw: &[u8], options: &Options) -> Vec<Result<Fields, Rejected>> {
+pub fn decode(format: Format, raw: &[u8], options: &Options) -> Vec<Result<Members, Rejected>> {
     let decoded = match format {
         Format::Ndjson => {
-            return vec![ndjson::decode(raw).map_err(|r| Rejected::whole(r, raw))];
+            return vec![
+                ndjson::decode_parsed(raw)
+                    .map(|(fields, transaction)| Members {
+                        fields,
+                        transaction,
+                    })
+                    .map_err(|r| Rejected::whole(r, raw)),
+            ];
         }
         Format::Poslog => poslog::decode(
             raw,
@@ -76,7 +94,13 @@ pub fn decode(format: Format, raw: &[u8], options: &Options) -> Vec<Result<Field
     };
     decoded
         .into_iter()
-        .map(|r| r.map(|e| checked(e).into_fields()))
+        // Their bodies go through the model once already; the text is what ingest reads.
+        .map(|r| {
+            r.map(|e| Members {
+                fields: checked(e).into_fields(),
+                transaction: None,
+            })
+        })
         .collect()
 }
 

@@ -9,6 +9,12 @@ use serde_json::Value;
 /// Parses one line and checks the envelope fields a register may supply. Members stay
 /// raw JSON text; only the small envelope members are looked at.
 pub fn decode(raw: &[u8]) -> Result<Fields, String> {
+    decode_parsed(raw).map(|(fields, _)| fields)
+}
+
+/// [`decode`], and the transaction body as read into the model for its integrity check,
+/// when the event is a transaction whose body reads as one.
+pub fn decode_parsed(raw: &[u8]) -> Result<(Fields, Option<Box<Transaction>>), String> {
     let text = std::str::from_utf8(raw)
         .map_err(|e| format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
     let text = text.trim_end_matches(['\r', '\n']);
@@ -85,11 +91,12 @@ pub fn decode(raw: &[u8]) -> Result<Fields, String> {
         return Err(format!("business_day {day:?} is not a date as YYYY-MM-DD"));
     }
     move_unknown_into_ext(&mut map);
+    let mut parsed = None;
     if is_transaction && !map.contains_key("body") {
         let flagged = serde_json::json!({"integrity": ["body is not a posedge.event/1 transaction: there is no body"]});
         map.insert("body".into(), raw_member(&flagged));
     } else if is_transaction && let Some(body) = map.get("body") {
-        let flagged = integrity(body.get());
+        let (transaction, flagged) = integrity(body.get());
         if let Some(findings) = flagged {
             let mut object: serde_json::Map<String, Value> =
                 serde_json::from_str(body.get()).unwrap_or_default();
@@ -99,8 +106,9 @@ pub fn decode(raw: &[u8]) -> Result<Fields, String> {
             }
             map.insert("body".into(), raw_member(&Value::Object(object)));
         }
+        parsed = transaction;
     }
-    Ok(map)
+    Ok((map, parsed))
 }
 
 /// Envelope members a register may send; the rest are agent-owned or vendor data.
@@ -147,24 +155,26 @@ fn move_unknown_into_ext(map: &mut Fields) {
     map.insert("ext".into(), raw_member(&Value::Object(ext)));
 }
 
-/// The integrity findings for a transaction body (`None`: nothing to flag and nothing
-/// claimed). The checks are the agent's, like for
+/// The body read into the model, and the integrity findings for it (`None`: nothing to
+/// flag and nothing claimed). The checks are the agent's, like for
 /// every other format: a register's own `integrity` member is replaced, and a body
 /// that is not a transaction is flagged as such, never refused (the sale happened).
-fn integrity(body: &str) -> Option<Vec<String>> {
-    let findings = match serde_json::from_str::<Transaction>(body) {
+fn integrity(body: &str) -> (Option<Box<Transaction>>, Option<Vec<String>>) {
+    match serde_json::from_str::<Transaction>(body) {
         Ok(t) => {
             let found = t.check_integrity();
             // Rewritten whenever there is something to say, so the member is always in
             // the agent's own compact form (ingest counts flagged events by it).
-            if found.is_empty() && t.integrity.is_empty() {
-                return None;
-            }
-            found
+            let flagged = (!found.is_empty() || !t.integrity.is_empty()).then_some(found);
+            (Some(Box::new(t)), flagged)
         }
-        Err(e) => vec![format!("body is not a posedge.event/1 transaction: {e}")],
-    };
-    Some(findings)
+        Err(e) => (
+            None,
+            Some(vec![format!(
+                "body is not a posedge.event/1 transaction: {e}"
+            )]),
+        ),
+    }
 }
 
 #[cfg(test)]

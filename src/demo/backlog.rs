@@ -59,7 +59,7 @@ pub async fn run(events: u64, args: &BenchArgs) -> Result<(), BenchError> {
     let feed_lines = lines(registers, per, 11);
 
     eprintln!("queueing {total} events with the uplink down …");
-    let agent = rig.spawn_agent(&offline_cfg, &[])?;
+    let agent = rig.spawn_agent(&offline_cfg, &[], None)?;
     listening(lan).await?;
     let start = Instant::now();
     let feeds: Vec<_> = feed_lines
@@ -86,7 +86,8 @@ pub async fn run(events: u64, args: &BenchArgs) -> Result<(), BenchError> {
         .map_err(err)?;
     let base = sub.total();
     let spawned = Instant::now();
-    let agent: AgentProc = rig.spawn_agent(&cfg, &[("NOTIFY_SOCKET", notify_path.as_os_str())])?;
+    let agent: AgentProc =
+        rig.spawn_agent(&cfg, &[("NOTIFY_SOCKET", notify_path.as_os_str())], None)?;
     let pid = agent.0.id();
     let ready_ms = tokio::task::spawn_blocking(move || -> Result<f64, BenchError> {
         let mut buf = [0u8; 4096];

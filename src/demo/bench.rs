@@ -47,6 +47,13 @@ pub struct BenchArgs {
     #[cfg(feature = "cloud")]
     #[arg(long, conflicts_with = "decoders")]
     pub cloud: bool,
+    /// Runs the agent under this command (words split at spaces), e.g.
+    /// `valgrind --tool=callgrind` to count its instructions on the fixed workload.
+    #[arg(long)]
+    pub agent_wrapper: Option<String>,
+    /// Only the posedge end-to-end run: no ceilings, paced runs or decoder table.
+    #[arg(long)]
+    pub e2e_only: bool,
 }
 
 /// Why the benchmark could not run.
@@ -307,14 +314,26 @@ impl Rig {
         Ok(cfg)
     }
 
-    /// This binary as `posedge run --config cfg`, killed on drop.
+    /// This binary as `posedge run --config cfg`, under `wrapper` (words split at
+    /// spaces, e.g. `valgrind --tool=callgrind`) when given; stopped on drop.
     pub(super) fn spawn_agent(
         &self,
         cfg: &Path,
         env: &[(&str, &std::ffi::OsStr)],
+        wrapper: Option<&str>,
     ) -> Result<AgentProc, BenchError> {
         let exe = std::env::current_exe().map_err(err)?;
-        let mut cmd = Command::new(exe);
+        let wrapper: Vec<&str> = wrapper
+            .map(|w| w.split_whitespace().collect())
+            .unwrap_or_default();
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
         cmd.args(["run", "--config"])
             .arg(cfg)
             .stdout(Stdio::null())
@@ -328,6 +347,25 @@ impl Rig {
 
 /// The agent as a child process, killed on drop.
 pub(super) struct AgentProc(pub(super) Child);
+
+impl AgentProc {
+    /// Stops the agent with SIGTERM, as an operator would, so that a wrapper such as
+    /// valgrind or perf writes its report; killed if it does not stop within 5 minutes
+    /// (valgrind's slow-down stretches the last summary pass the agent waits for).
+    fn stop(mut self) {
+        let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) else {
+            return;
+        };
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let end = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
 
 impl Drop for AgentProc {
     fn drop(&mut self) {
@@ -366,19 +404,27 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let avg = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len().max(1);
 
     eprintln!("ceilings: bare SQLite inserts, bare MQTT publisher …");
-    let sqlite = sqlite_ceiling(rig.dir.path(), &payloads, 256)?;
-    let ceiling = mqtt_ceiling(&client("bare")?, &sub, &payloads).await?;
+    let (sqlite, ceiling) = if args.e2e_only {
+        (f64::NAN, f64::NAN)
+    } else {
+        (
+            sqlite_ceiling(rig.dir.path(), &payloads, 256)?,
+            mqtt_ceiling(&client("bare")?, &sub, &payloads).await?,
+        )
+    };
 
     let lan_port = free_port()?;
     let cfg = rig.agent_config(lan_port)?;
-    let agent = rig.spawn_agent(&cfg, &[])?;
+    let agent = rig.spawn_agent(&cfg, &[], args.agent_wrapper.as_deref())?;
     let pid = agent.0.id();
     let lan: SocketAddr = ([127, 0, 0, 1], lan_port).into();
-    if !wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(lan).is_ok()
-    })
-    .await
-    {
+    // Under valgrind the agent takes a while to start.
+    let start_within = Duration::from_secs(if args.agent_wrapper.is_none() {
+        10
+    } else {
+        120
+    });
+    if !wait_until(start_within, || std::net::TcpStream::connect(lan).is_ok()).await {
         return Err(BenchError("agent did not listen".into()));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -406,6 +452,15 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let e2e = total as f64 / start.elapsed().as_secs_f64();
     let cpu_per_event_us = (cpu_s(pid) - cpu_before) * 1e6 / total as f64;
     let peak_rss = proc_kib(pid, "VmHWM:");
+    let derived = sub.seen().derived;
+    if args.e2e_only {
+        agent.stop();
+        println!(
+            "\n{total} events ({derived} derived messages too) end to end in {:.2} s: {e2e:.0} events/s, agent CPU {cpu_per_event_us:.1} µs/event",
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
 
     eprintln!("paced latency runs …");
     let n1000 = 1000 * args.latency_s;
@@ -421,7 +476,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     .await;
     let mut cloud100 = sub.latencies_since(skip);
     let after_rss = proc_kib(pid, "VmRSS:");
-    drop(agent);
+    agent.stop();
 
     let ms = |us: i64| us as f64 / 1000.0;
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
@@ -438,6 +493,9 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "| ceiling: bare SQLite inserts (WAL, synchronous=FULL, 256/commit) | {sqlite:.0} rows/s | | |"
     );
     println!("| ceiling: bare MQTT publisher (no persistence) | {ceiling:.0} msg/s | | |");
+    println!(
+        "| posedge derived messages (inventory) published besides the {total} events | {derived} | | |"
+    );
     println!("| posedge ingest (acked, durable) | {ingest_rate:.0} events/s | | |");
     println!(
         "| posedge end to end (TCP in → durable → subscriber) | {e2e:.0} events/s | ≥ 20000 | {} |",

@@ -110,6 +110,11 @@ struct Summariser {
     store: Store,
     scanned: i64,
     days: BTreeMap<Date, Seen>,
+    /// Each day's figures as last computed, with the highest `events.id` they include.
+    /// Adding an event is order-independent (counts, sums, first/last `seq`), so a later
+    /// revision adds only the rows stored since: re-reading the whole day on every tick
+    /// cost a parse of every event of the day per late event, quadratic in the day.
+    sums: BTreeMap<Date, (DaySummary, i64)>,
 }
 
 impl Summariser {
@@ -181,18 +186,19 @@ impl Summariser {
         Ok(out)
     }
 
-    /// Adds up one day from the stored events.
-    fn compute(&self, day: Date) -> rusqlite::Result<(DaySummary, i64)> {
+    /// Adds up one day from the stored events: the rows stored since the day was last
+    /// computed (all of them after a start).
+    fn compute(&mut self, day: Date) -> rusqlite::Result<(DaySummary, i64)> {
         let (start, end) = self.calendar.window_ms(day).unwrap_or((0, 0));
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, source, seq, payload FROM events WHERE business_day = ?1
+            "SELECT id, source, seq, payload FROM events WHERE business_day = ?1 AND id > ?4
              UNION ALL
              SELECT id, source, seq, payload FROM events
-               WHERE business_day IS NULL AND received_at_ms >= ?2 AND received_at_ms < ?3",
+               WHERE business_day IS NULL AND received_at_ms >= ?2 AND received_at_ms < ?3
+               AND id > ?4",
         )?;
-        let mut rows = stmt.query(params![day.to_string(), start, end])?;
-        let mut summary = DaySummary::default();
-        let mut through = 0i64;
+        let (mut summary, mut through) = self.sums.remove(&day).unwrap_or_default();
+        let mut rows = stmt.query(params![day.to_string(), start, end, through])?;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let source: String = r.get(1)?;
@@ -201,6 +207,7 @@ impl Summariser {
             summary.add(&source, seq, payload);
             through = through.max(id);
         }
+        self.sums.insert(day, (summary.clone(), through));
         Ok((summary, through))
     }
 
@@ -268,6 +275,7 @@ pub async fn run(outbox: Outbox, calendar: Calendar, store: Store) {
         store,
         scanned: 0,
         days: BTreeMap::new(),
+        sums: BTreeMap::new(),
     };
     let mut tick = tokio::time::interval(TICK);
     loop {
