@@ -110,7 +110,7 @@ fn to_base64(b: &[u8]) -> String {
             out.push(char::from(A[(v >> (18 - 6 * k) & 63) as usize]));
         }
     }
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out
