@@ -87,13 +87,17 @@ pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> PreparedRe
                 item
             }
             Err(rejected) if whole && rejected.raw == raw => {
+                let (letter, more) = letter_bytes(&clean_raw);
                 redactions.add(raw_found);
-                reject(ctx, rejected.reason, clean_raw.to_vec())
+                redactions.add(more);
+                reject(ctx, rejected.reason, letter)
             }
             Err(rejected) => {
                 let (part, found) = redact::redact_bytes(&rejected.raw);
+                let (letter, more) = letter_bytes(&part);
                 redactions.add(found);
-                reject(ctx, rejected.reason, part.into_owned())
+                redactions.add(more);
+                reject(ctx, rejected.reason, letter)
             }
         };
         items.push(item);
@@ -124,13 +128,13 @@ fn stamp(
         Some(r) if is_topic_safe(&r) => RegisterId::new(r),
         Some(_) => {
             let reason = "register_id must be 1–64 characters of A–Z a–z 0–9 _ - .";
-            return (reject(ctx, reason.into(), clean_raw.to_vec()), found);
+            return (reject(ctx, reason.into(), letter_bytes(clean_raw).0), found);
         }
         None => match &ctx.default_register {
             Some(r) => r.clone(),
             None => {
                 let reason = "no register_id in the record and none configured for the source";
-                return (reject(ctx, reason.into(), clean_raw.to_vec()), found);
+                return (reject(ctx, reason.into(), letter_bytes(clean_raw).0), found);
             }
         },
     };
@@ -339,6 +343,22 @@ fn reject(ctx: &SourceContext, reason: String, raw: Vec<u8>) -> Prepared {
     })
 }
 
+/// The bytes a dead letter keeps of a refused record: the raw bytes as the byte
+/// redactor left them, unless they are JSON holding card data only the structured
+/// rules see (a PAN split across members); then the redacted JSON, and what that
+/// found. Refusals are rare, so the extra parse costs nothing that matters.
+fn letter_bytes(clean_raw: &[u8]) -> (Vec<u8>, Redactions) {
+    if let Ok(mut v) = serde_json::from_slice::<Value>(clean_raw) {
+        let found = redact::redact_json(&mut v);
+        if found.total() > 0
+            && let Ok(text) = serde_json::to_vec(&v)
+        {
+            return (text, found);
+        }
+    }
+    (clean_raw.to_vec(), Redactions::default())
+}
+
 /// DESIGN §2.4. With a register sequence: `store|register|business_day|pos_sequence|type`.
 /// Without one, the key is derived from the redacted record bytes and the event's place
 /// in the record, so a re-send of the same record (same bytes, including its own
@@ -437,6 +457,19 @@ mod tests {
         assert_eq!(v["event_id"], id.as_str());
         assert_eq!(v["body"]["note"], "card 411111******1111");
         assert!(!String::from_utf8_lossy(&text).contains("1111 1111 1111"));
+    }
+
+    #[test]
+    fn refused_record_with_a_split_pan_keeps_no_part_of_it() {
+        let raw = br#"{"event_type":"sale","register_id":"bad register!","ext":{"pan1":"4111 1111","pan2":"1111 1111"}}"#;
+        let (p, found) = one(raw);
+        let Prepared::Rejected(d) = p else {
+            panic!("stored")
+        };
+        assert_eq!(found.pans, 1, "{}", d.reason);
+        let text = String::from_utf8_lossy(&d.raw);
+        assert!(!text.contains("1111 1111"), "{text}");
+        assert!(text.contains("411111**"), "{text}");
     }
 
     #[test]

@@ -85,13 +85,65 @@ fn spaced(pan: &str) -> String {
         .join(" ")
 }
 
-/// Luhn-valid test PANs of several brands.
+/// Luhn-valid test PANs of several brands, a 12-digit Maestro among them.
 const PANS: &[&str] = &[
     "4111111111111111",
     "5555555555554444",
     "378282246310005",
     "6011111111111117",
+    "501800000009",
 ];
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
+}
+
+fn to_base64(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let v = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | u32::from(c) << (16 - 8 * i));
+        for k in 0..=chunk.len() {
+            out.push(char::from(A[(v >> (18 - 6 * k) & 63) as usize]));
+        }
+    }
+    while !out.len().is_multiple_of(4) {
+        out.push('=');
+    }
+    out
+}
+
+/// What a reader could make of stored bytes: the digits alone (a PAN split across
+/// fields, or printed between ESC/POS commands, joins up again), and the same after
+/// decoding XML character references.
+fn digit_views(hay: &[u8]) -> [Vec<u8>; 2] {
+    let digits = |b: &[u8]| -> Vec<u8> { b.iter().copied().filter(u8::is_ascii_digit).collect() };
+    let text = String::from_utf8_lossy(hay);
+    let mut decoded = String::new();
+    let mut rest = text.as_ref();
+    while let Some(at) = rest.find("&#") {
+        decoded.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        match tail
+            .find(';')
+            .and_then(|e| Some((e, tail[..e].parse::<u32>().ok()?)))
+        {
+            Some((e, code)) => {
+                decoded.extend(char::from_u32(code));
+                rest = &tail[e + 1..];
+            }
+            None => {
+                decoded.push_str("&#");
+                rest = tail;
+            }
+        }
+    }
+    decoded.push_str(rest);
+    [digits(hay), digits(decoded.as_bytes())]
+}
 
 #[test]
 fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
@@ -107,9 +159,19 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
     let mut s = TcpStream::connect(lan(lan_port)).unwrap();
     let mut rd = BufReader::new(s.try_clone().unwrap());
     let mut n = 0;
+    let mut blobs: Vec<(usize, String)> = Vec::new();
     for (i, pan) in PANS.iter().enumerate() {
         let spaced = spaced(pan);
-        // The PAN in every string field, spaced and plain; plus a broken line holding one.
+        let (head, tail) = pan.split_at(8);
+        let groups: Vec<String> = spaced.split(' ').map(String::from).collect();
+        let b64 = to_base64(format!("{{\"pan\":\"{pan}\",\"exp\":\"2512\"}}").as_bytes());
+        let hex = to_hex(format!("PAN={pan};").as_bytes());
+        blobs.push((i, b64.clone()));
+        blobs.push((i, hex.clone()));
+        // The PAN in every string field, spaced and plain, split across members and
+        // array elements, inside base64 and hex blobs; plus broken lines holding one
+        // (dead letters): plain, as a POSLog attribute, as XML character references,
+        // and printed in bold (ESC E 1 / ESC E 0 between its digits).
         let ev = serde_json::json!({
             "event_type": "transaction", "register_id": "r1", "pos_sequence": i + 1,
             // occurred_at and business_day must be a time and a date (a PAN there gets
@@ -119,21 +181,40 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
                                {"kind": "tender", "type": "credit", "card": {"pan": spaced, "cvv": "123"}}],
                      "note": format!("card={pan};exp=2512")},
             "ext": {"track2": format!(";{pan}=25121010000000000000?"), (pan.to_string()): "as a key",
-                    "when": spaced}
+                    "when": spaced, "pan_part1": head, "pan_part2": tail, "groups": groups,
+                    "emv": b64, "raw": hex}
         });
-        s.write_all(format!("{ev}\n{{broken {pan}\n").as_bytes())
-            .unwrap();
-        for _ in 0..2 {
+        let entities: String = pan.bytes().map(|c| format!("&#{c};")).collect();
+        let (bold, rest) = pan.split_at(4);
+        let broken: [Vec<u8>; 4] = [
+            format!("{{broken {pan}").into_bytes(),
+            format!("<Tender><Card Number=\"{pan}\" Type=\"x\"/></Tender>").into_bytes(),
+            format!("<Card Number=\"{entities}\"/>").into_bytes(),
+            [
+                &b"CARD \x1bE\x01"[..],
+                bold.as_bytes(),
+                b"\x1bE\x00",
+                rest.as_bytes(),
+            ]
+            .concat(),
+        ];
+        let mut record = format!("{ev}\n").into_bytes();
+        for b in &broken {
+            record.extend_from_slice(b);
+            record.push(b'\n');
+        }
+        s.write_all(&record).unwrap();
+        for k in 0..=broken.len() {
             let mut line = String::new();
             rd.read_line(&mut line).unwrap();
             n += 1;
             assert!(line.contains("ack"), "{line}");
-            if n % 2 == 1 {
+            if k == 0 {
                 assert!(line.starts_with("{\"ack\""), "the event is stored: {line}");
             }
         }
     }
-    assert_eq!(n, 8);
+    assert_eq!(n, PANS.len() * 5);
     eventually(Duration::from_secs(20), "events delivered", || {
         sub.seen().unique() == PANS.len()
     });
@@ -162,13 +243,23 @@ fn card_numbers_never_reach_sqlite_logs_or_mqtt() {
         haystacks.push((format!("mqtt payload {i}"), p));
     }
     assert!(haystacks.len() > 6);
-    for pan in PANS {
+    let found = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for (i, pan) in PANS.iter().enumerate() {
         let spaced = spaced(pan);
         for (name, hay) in &haystacks {
             for needle in [pan.as_bytes(), spaced.as_bytes()] {
+                assert!(!found(hay, needle), "PAN {pan} found in {name}");
+            }
+            for view in digit_views(hay) {
                 assert!(
-                    !hay.windows(needle.len()).any(|w| w == needle),
-                    "PAN {pan} found in {name}"
+                    !found(&view, pan.as_bytes()),
+                    "PAN {pan} found, interrupted, in {name}"
+                );
+            }
+            for (_, blob) in blobs.iter().filter(|(j, _)| *j == i) {
+                assert!(
+                    !found(hay, blob.as_bytes()),
+                    "a blob holding {pan} found in {name}"
                 );
             }
         }

@@ -88,8 +88,15 @@ pub(super) fn find(b: &[u8], check: Check) -> (Vec<Edit>, Redactions) {
 /// What card data one token holds, if it is a blob.
 fn inspect(token: &[u8], check: Check) -> Redactions {
     let found = |r: Option<(Vec<u8>, Redactions)>| r.map(|(_, f)| f).unwrap_or_default();
+    let count = |set: &[u8]| token.iter().filter(|c| set.contains(c)).count();
     let letters = token.iter().any(u8::is_ascii_alphabetic);
     if token.iter().all(u8::is_ascii_hexdigit) {
+        // Cheap refusals first (most hex tokens are ids and hashes): BCD needs 12
+        // decimal nibbles, ASCII digits a `3` before each of 12 digits.
+        let decimal = token.iter().filter(|c| c.is_ascii_digit()).count();
+        if decimal < MIN_PAN {
+            return Redactions::default();
+        }
         // An all-digit token is a number: the digit rules already read it as BCD.
         if letters {
             // What the digit rules mask in the token (an EMV tag 57 track, a
@@ -103,7 +110,7 @@ fn inspect(token: &[u8], check: Check) -> Redactions {
                 };
             }
         }
-        if token.len() >= MIN_HEX_ASCII && token.len().is_multiple_of(2) {
+        if token.len() >= MIN_HEX_ASCII && token.len().is_multiple_of(2) && count(b"3") >= MIN_PAN {
             let bytes: Vec<u8> = token
                 .chunks_exact(2)
                 .filter_map(|p| Some(hex_value(*p.first()?)? << 4 | hex_value(*p.get(1)?)?))
@@ -112,7 +119,9 @@ fn inspect(token: &[u8], check: Check) -> Redactions {
         }
         return Redactions::default();
     }
-    if !letters || token.len() < MIN_BASE64 {
+    // Twelve ASCII digits span at least three whole 3-byte groups, and a group that
+    // starts with a digit (0x30–0x39) encodes to a first character `M`, `N` or `O`.
+    if !letters || token.len() < MIN_BASE64 || count(b"MNO") < 3 {
         return Redactions::default();
     }
     found(check(&decode_base64(token)))

@@ -10,8 +10,13 @@
 //! redaction idempotent); digits are never matched across a `*`.
 //!
 //! A digit string is *card-like* when it has 13–19 digits, passes the Luhn check
-//! and starts with a plausible issuer prefix (IIN). The prefixes, and the lengths
-//! cards with that prefix are issued in, are:
+//! and starts with a plausible issuer prefix (IIN), or when it has exactly 12
+//! digits, passes the Luhn check and starts with one of the Maestro IINs that issue
+//! 12-digit cards (`5018`, `5020`, `5038`, `5893`, `6304`, `6759`, `6761`–`6763`).
+//! Twelve digits are common in ordinary numbers (GTIN-12/UPC-A, order numbers), so
+//! no other 12-digit number is ever a PAN: a random 12-digit number is card-like
+//! about once in 10,000. The prefixes, and the lengths cards with that prefix are
+//! issued in, are:
 //!
 //! | prefix                          | brand                                              | lengths    |
 //! |---------------------------------|----------------------------------------------------|------------|
@@ -21,13 +26,17 @@
 //! | `36`, `38`, `300`–`305`         | Diners Club                                        | 14–19      |
 //! | `3528`–`3589`                   | JCB                                                | 16–19      |
 //! | `50`, `56`–`59`, all of `6`     | Maestro; Discover `6011`/`64`/`65`; UnionPay `62`  | 13–19      |
+//! | the Maestro 12-digit IINs above | Maestro                                            | 12–19      |
 //!
-//! Nothing else is a PAN: a first digit of 0, 1, 7, 8 or 9 (GTINs, epoch
-//! timestamps, most order numbers), `2` outside 2221–2720, or `3` outside the
-//! ranges above.
+//! Nothing else is a PAN, however good its check digit: a first digit of 0, 1, 7,
+//! 8 or 9 (GTINs of every length with those leading digits, epoch timestamps in
+//! seconds to nanoseconds, most order numbers), `2` outside 2221–2720, or `3`
+//! outside the ranges above. (A GTIN-13 starting 4, 5 or 6 that also passes Luhn
+//! is masked: its digits cannot be told from a card's.)
 //!
-//! 1. **Whole run.** A run without `*` holding 13–19 digits is a PAN when its
-//!    digits are card-like (any length 13–19 for a plausible prefix).
+//! 1. **Whole run.** A run without `*` holding 12–19 digits is a PAN when its
+//!    digits are card-like (any length 13–19 for a plausible prefix; 12 for a
+//!    Maestro 12-digit IIN).
 //! 2. **Windows.** Otherwise, a window of consecutive digits inside the run is a
 //!    PAN when it is card-like *and* its length is one its brand is issued in. In
 //!    a run of more than 19 digits every window is checked, so a card number
@@ -55,6 +64,78 @@
 //!   Without the `;` sentinel the digits before `=` must end in a PAN (whole, or
 //!   the longest suffix that is a PAN by the window rule), and the EMV tag-57 form
 //!   with `D` instead of `=` needs at least 7 digits after it (plus an `F` pad).
+//!
+//! # Receipts and XML
+//!
+//! The digit rules also run over two readings of the input, and what they find
+//! there is masked in the input:
+//! - **ESC/POS.** Formatting commands a receipt printer takes between two printed
+//!   characters (bold `ESC E n`, underline `ESC - n`, print mode `ESC ! n`, double
+//!   strike `ESC G n`, font `ESC M n`, size `GS ! n`, reverse `GS B n`, position
+//!   `ESC $ nL nH`, and the like) are taken out, so `4111 ESC E 1 1111…` is one
+//!   run. They are read twice: first Epson's way (every command takes its
+//!   parameter bytes, even an ASCII digit), then Star's (`ESC E` and `ESC F` take
+//!   none; a digit after a command is printed text). Commands inside a masked PAN
+//!   stay where they were, so the printer's state does not change. Line feeds and
+//!   commands that print, feed or cut end a run, as on paper.
+//! - **XML character references.** `&#52;` and `&#x34;` that stand for a digit, a
+//!   space, `-` or `.` are read as that character (POSLog attributes such as
+//!   `<Card Number="4111111111111111"/>` are ordinary runs already). A masked PAN
+//!   keeps the references of the digits it shows; the hidden ones become `*`.
+//!
+//! # Blobs
+//!
+//! A *token* is a maximal sequence of letters, digits, `+`, `/`, `-` and `_` (the
+//! base64 alphabets, which contain hex), with up to two `=` of padding after it.
+//! A token is a blob holding card data, and is replaced whole by
+//! `[blob redacted]` (counted with what it held), when:
+//! - it has only hex digits, at least one letter, and at least 12 of them, and
+//!   holds a PAN as packed BCD: a window of decimal nibbles starting on a byte
+//!   boundary (an even offset in the token) that is card-like with a length its
+//!   brand is issued in (the digit rules on the token's own text come first, so an
+//!   EMV tag 57 track or a letter-delimited PAN is masked, not blobbed);
+//! - it has only hex digits (letters or not), an even length of at least 24, and
+//!   its decoding holds a PAN or track data by the rules above (ASCII digits);
+//! - it is not all hex digits, has a letter and at least 16 bytes, and its base64
+//!   decoding (either alphabet, a trailing partial group dropped) holds a PAN or
+//!   track data by the rules above.
+//!
+//! Decoded blobs are not searched for further blobs. Any other token is kept byte
+//! for byte. Random binary data is rarely hit: base64 needs 12 ASCII digits in the
+//! decoding; a 64-character hex hash holds a byte-aligned card-like BCD window
+//! a few times in a thousand.
+//!
+//! # Split across members
+//!
+//! [`redact_json`] also finds a PAN split across the strings of one object or
+//! array. A *part* is a string of 1–10 digits, alone or grouped by single spaces
+//! or dashes (not dots: `12.99` is a price). A PAN is split when the digits of 2–5
+//! parts, joined in order, every part but the last holding at least 4 digits
+//! (`3782 8224 6310 005` ends in three), are card-like with a length their brand
+//! is issued in:
+//! - in an **object**, consecutive parts in key order (the order the agent keeps
+//!   members in) whose keys share their first 3 bytes (`pan1`/`pan2`,
+//!   `card_a`/`card_b`); members that are not parts are skipped, a masked number
+//!   (digits and `*`) or a string of more than 10 digits ends the sequence;
+//! - in an **array**, all its elements, when it has 2–5 and every one is a part
+//!   (`["4111","1111","1111","1111"]`).
+//!
+//! The parts' digits are masked together, first 6 and last 4 shown, and handed
+//! back part by part with separators dropped (`{"pan1":"4111 1111","pan2":"1111
+//! 1111"}` becomes `{"pan1":"411111**","pan2":"****1111"}`). Numbers (JSON
+//! numbers, GTINs, epoch times) and members with unrelated keys never join: a
+//! price, a quantity and a SKU side by side stay as they are. Only
+//! an array made of nothing but 2–5 short digit strings can be masked by chance
+//! (when its digits happen to be card-like: about one such array in ten with a
+//! card prefix and an issued length).
+//!
+//! # Rounds
+//!
+//! Blobs are looked for first, then the digit rules (the input as it is, its
+//! ESC/POS readings, its character references). One rule's edit can expose work
+//! for another (removed track data leaves a blob standing alone), so the rules run
+//! again over their own output until it no longer changes; this keeps redaction
+//! idempotent. Clean input takes one round.
 //!
 //! # Sensitive JSON members
 //!

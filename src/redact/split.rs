@@ -7,14 +7,16 @@ use super::Redactions;
 use super::pan::{MAX_PAN, window_is_pan};
 use super::scan::masked_digit;
 
-/// The fewest digits a part holds: shorter strings (a quantity, a price) never join.
+/// The fewest digits of every part but the last: a quantity or a day of the month
+/// never starts or continues a join. (The last part may be shorter: a 15- or
+/// 19-digit number grouped by fours ends in 3 digits.)
 const MIN_PART: usize = 4;
 /// The most digits a part holds: longer strings (GTIN-12/13/14, epoch milliseconds)
 /// are numbers of their own, and every way cards are split (4-4-4-4, 8-8, 6-10,
 /// 4-6-5) fits.
 const MAX_PART: usize = 10;
-/// At most this many parts make one PAN (19 digits, at least 4 each).
-pub(super) const MAX_PARTS: usize = MAX_PAN / MIN_PART;
+/// At most this many parts make one PAN (19 digits: four of 4 and one of 3).
+pub(super) const MAX_PARTS: usize = MAX_PAN / MIN_PART + 1;
 /// Object members join only when their keys share this many leading bytes
 /// (`pan1`/`pan2`, `card_a`/`card_b`).
 const KEY_STEM: usize = 3;
@@ -22,15 +24,15 @@ const KEY_STEM: usize = 3;
 /// What one string is to this rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Unit {
-    /// 4–10 digits, alone or grouped by single spaces or dashes: maybe part of a PAN.
+    /// 1–10 digits, alone or grouped by single spaces or dashes: maybe part of a PAN.
     Part { digits: [u8; MAX_PART], n: u8 },
     /// Digits and `*` (a masked number) or more than 10 digits: parts never join
     /// across it.
     Stop,
 }
 
-/// What `s` is to the rule; `None` for strings it ignores (anything with other
-/// characters, or fewer than 4 digits).
+/// What `s` is to the rule; `None` for strings it ignores (anything but digits,
+/// spaces, dashes and `*`).
 pub(super) fn classify(s: &[u8]) -> Option<Unit> {
     let (first, last) = (*s.first()?, *s.last()?);
     let unit = |c: u8| c.is_ascii_digit() || c == b'*';
@@ -57,9 +59,7 @@ pub(super) fn classify(s: &[u8]) -> Option<Unit> {
     if starred || n > MAX_PART {
         return Some(Unit::Stop);
     }
-    let n = u8::try_from(n)
-        .ok()
-        .filter(|&n| usize::from(n) >= MIN_PART)?;
+    let n = u8::try_from(n).ok().filter(|&n| n > 0)?;
     Some(Unit::Part { digits, n })
 }
 
@@ -80,10 +80,16 @@ fn part_digits(u: &Unit) -> Option<&[u8]> {
 fn joined_is_pan<'u>(parts: impl Iterator<Item = &'u Unit>) -> bool {
     let mut joined = [0u8; MAX_PAN];
     let mut n = 0;
+    let mut short = false;
     for u in parts {
         let Some(d) = part_digits(u) else {
             return false;
         };
+        // Only the last part may hold fewer than MIN_PART digits.
+        if short {
+            return false;
+        }
+        short = d.len() < MIN_PART;
         let Some(slots) = joined.get_mut(n..n + d.len()) else {
             return false;
         };
@@ -101,8 +107,8 @@ fn share_stem(a: &str, b: &str) -> bool {
 
 /// The groups of an object's parts to mask, as index ranges into `units` (the
 /// members that take part, in key order): every run of 2–4 consecutive parts whose
-/// keys share their first 3 bytes and whose digits joined are a PAN, overlapping
-/// runs merged.
+/// keys share their first 3 bytes and whose digits joined are a PAN (every part
+/// but the last at least 4 digits), overlapping runs merged.
 pub(super) fn object_groups<K: AsRef<str>>(units: &[(K, Unit)]) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
     for i in 0..units.len() {
@@ -125,8 +131,8 @@ pub(super) fn object_groups<K: AsRef<str>>(units: &[(K, Unit)]) -> Vec<(usize, u
     out
 }
 
-/// True when an array is a split PAN: 2–4 elements, every one a part, their digits
-/// joined a PAN.
+/// True when an array is a split PAN: 2–5 elements, every one a part (all but
+/// the last at least 4 digits), their digits joined a PAN.
 pub(super) fn array_is_split(items: &[Option<Unit>]) -> bool {
     (2..=MAX_PARTS).contains(&items.len())
         && items.iter().all(Option::is_some)

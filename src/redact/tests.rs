@@ -768,14 +768,14 @@ mod hardened {
 
     #[test]
     fn split_across_array_elements_and_groups() {
-        let mut v = json!({"groups": ["4111", "1111", "1111", "1111"], "amex": ["3782", "822463", "10005"]});
+        let mut v = json!({"groups": ["4111", "1111", "1111", "1111"], "amex": ["3782", "822463", "10005"], "amex4": ["3782", "8224", "6310", "005"]});
         assert!(!json_is_clean(&v.to_string()));
         let r = redact_json(&mut v);
         assert_eq!(
             v,
-            json!({"groups": ["4111", "11**", "****", "1111"], "amex": ["3782", "82****", "*0005"]})
+            json!({"groups": ["4111", "11**", "****", "1111"], "amex": ["3782", "82****", "*0005"], "amex4": ["3782", "82**", "***0", "005"]})
         );
-        assert_eq!(r.pans, 2);
+        assert_eq!(r.pans, 3);
     }
 
     #[test]
@@ -793,7 +793,7 @@ mod hardened {
             // An array holding anything but parts is not a split PAN.
             json!(["4111 1111", "41**", "1111 1111"]),
             json!(["4111 1111", "1111 1111", "x"]),
-            // Parts of 1–3 digits never join.
+            // Only the last part may have fewer than 4 digits.
             json!(["411", "1111111", "111111"]),
             // Nor parts of more than 10 (a GTIN, epoch milliseconds).
             json!(["6229", "1677240076656"]),
