@@ -98,7 +98,8 @@ async fn ingest(
     instances: usize,
     msgs: &[(String, Vec<u8>)],
 ) -> Result<f64, CloudBenchError> {
-    let db = format!("bench{instances}");
+    // Not named "bench…": the backends' process titles carry the database name.
+    let db = format!("ingest{instances}");
     let admin = super::db::connect(&pg.url("postgres")).await.map_err(err)?;
     admin
         .batch_execute(&format!("CREATE DATABASE {db}"))
@@ -190,10 +191,20 @@ pub async fn run(events: u64) -> Result<(), CloudBenchError> {
         tenant: "bench".into(),
         store: "s1".into(),
     };
+    // A failed run says what PostgreSQL logged.
+    let with_log = |e: CloudBenchError| {
+        let log = std::fs::read_to_string(dir.path().join("pg/postgres.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        CloudBenchError(format!("{} (PostgreSQL log: {})", e.0, tail.join(" / ")))
+    };
     let msgs = store_messages(&key, events);
-    let one = ingest(dir.path(), &pg, (port, &pki), 1, &msgs).await?;
+    let one = ingest(dir.path(), &pg, (port, &pki), 1, &msgs)
+        .await
+        .map_err(with_log)?;
     let msgs2 = store_messages(&key, events);
-    let two = ingest(dir.path(), &pg, (port, &pki), 2, &msgs2).await?;
+    let two = ingest(dir.path(), &pg, (port, &pki), 2, &msgs2)
+        .await
+        .map_err(with_log)?;
 
     // The summary of one day of `events` events: in memory as the agent computes it, and
     // from PostgreSQL as cloud-report does.
@@ -205,7 +216,7 @@ pub async fn run(events: u64) -> Result<(), CloudBenchError> {
         s.add("lan1", i as u64 + 1, p);
     }
     let in_memory = start.elapsed();
-    let client = super::db::connect(&pg.url("bench1")).await.map_err(err)?;
+    let client = super::db::connect(&pg.url("ingest1")).await.map_err(err)?;
     let start = Instant::now();
     let from_db = super::report::from_events(&client, &key, DAY)
         .await

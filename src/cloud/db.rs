@@ -29,7 +29,7 @@ pub async fn connect(url: &str) -> Result<Client, DbError> {
         })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
+            tracing::warn!(error = ?e, "PostgreSQL connection ended");
         }
     });
     Ok(client)

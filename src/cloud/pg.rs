@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub struct TempPostgres {
     child: Option<Child>,
     bin: PathBuf,
+    sock: PathBuf,
     /// Loopback port.
     pub port: u16,
 }
@@ -122,6 +123,7 @@ impl TempPostgres {
         let pg = TempPostgres {
             child: Some(child),
             bin,
+            sock,
             port,
         };
         pg.wait_ready(Duration::from_secs(30))?;
@@ -146,10 +148,12 @@ impl TempPostgres {
         )))
     }
 
-    /// A connection string for `database`.
+    /// A connection string for `database`, over the cluster's Unix socket (no loopback
+    /// TCP for other programs on the machine to disturb).
     pub fn url(&self, database: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres dbname={database}",
+            "host={} port={} user=postgres dbname={database}",
+            self.sock.display(),
             self.port
         )
     }
