@@ -106,11 +106,20 @@ impl Cloud {
 struct Sink(Child);
 
 impl Sink {
+    /// Starts a sink and waits for the broker to acknowledge its three subscriptions:
+    /// a shared subscription keeps nothing for a group before it exists.
     fn start(config: &Path, log: PathBuf) -> Sink {
+        let subscribed = |log: &Path| {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .matches("cloud-sink subscribed")
+                .count()
+        };
+        let before = subscribed(&log);
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)
+            .open(&log)
             .unwrap();
         let child = Command::new(BIN)
             .args(["cloud-sink", "--config"])
@@ -120,7 +129,11 @@ impl Sink {
             .stderr(err)
             .spawn()
             .unwrap();
-        Sink(child)
+        let sink = Sink(child);
+        eventually(Duration::from_secs(30), "cloud-sink subscribed", || {
+            subscribed(&log) >= before + 3
+        });
+        sink
     }
 
     fn kill9(mut self) {

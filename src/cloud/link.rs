@@ -145,7 +145,9 @@ pub fn start(cfg: &CloudConfig) -> Result<(Link, mpsc::UnboundedReceiver<Inbound
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    tracing::debug!(reasons = ?ack.return_codes, "subscribed");
+                    // Shared subscriptions keep nothing for a group before it exists:
+                    // until this, a store's events pass by (and come back by resync).
+                    tracing::info!(reasons = ?ack.return_codes, "cloud-sink subscribed");
                 }
                 Ok(_) => {}
                 Err(e) => {
