@@ -6,7 +6,7 @@ use posedge::config::Format;
 use posedge::decode::{Options, decode};
 
 fuzz_target!(|data: &[u8]| {
-    for fields in decode(Format::Ndjson, data, &Options::default()).into_iter().flatten() {
-        assert!(fields.contains_key("event_type"));
+    for members in decode(Format::Ndjson, data, &Options::default()).into_iter().flatten() {
+        assert!(members.fields.contains_key("event_type"));
     }
 });
