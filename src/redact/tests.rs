@@ -638,25 +638,13 @@ mod hardened {
     }
 
     fn base64(b: &[u8], url: bool) -> String {
-        let alphabet: &[u8] = if url {
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        if url {
+            URL_SAFE.encode(b)
         } else {
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-        };
-        let mut out = String::new();
-        for chunk in b.chunks(3) {
-            let v = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (i, &c)| acc | u32::from(c) << (16 - 8 * i));
-            for k in 0..=chunk.len() {
-                out.push(char::from(alphabet[(v >> (18 - 6 * k) & 63) as usize]));
-            }
+            STANDARD.encode(b)
         }
-        while !out.len().is_multiple_of(4) {
-            out.push('=');
-        }
-        out
     }
 
     /// GS1 check digit (weights 3, 1 from the right).
