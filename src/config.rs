@@ -792,6 +792,21 @@ impl Config {
                     format!("{:?} is used by another source", s.name),
                 );
             }
+            // `<name>.inventory` is the seq lane of a source's derived messages: a source
+            // of that name would share its `seq` counter.
+            if s.name
+                .to_ascii_lowercase()
+                .ends_with(crate::ingest::DERIVED_LANE_SUFFIX)
+            {
+                bad(
+                    &k("name"),
+                    format!(
+                        "{:?} ends in {:?}, which names the derived lane of another source",
+                        s.name,
+                        crate::ingest::DERIVED_LANE_SUFFIX
+                    ),
+                );
+            }
             if let Some(r) = &s.register_id
                 && !is_topic_safe(r)
             {
@@ -1061,6 +1076,14 @@ register_id = "reg-1"
         let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
         assert!(keys.contains(&("outbox.max_bytes", Some(7))), "{keys:?}");
         assert!(keys.contains(&("uplink.url", Some(10))), "{keys:?}");
+    }
+
+    #[test]
+    fn a_source_may_not_take_the_name_of_a_derived_lane() {
+        let p = problems(&GOOD.replace("name = \"lane1\"", "name = \"lane1.Inventory\""));
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert_eq!(keys, vec![("source[0].name", Some(14))], "{p:?}");
+        assert!(p[0].message.contains("derived lane"), "{}", p[0].message);
     }
 
     #[test]

@@ -185,6 +185,9 @@ fn business_day(fields: &Fields) -> Option<String> {
     })
 }
 
+/// What a source's name gets to name the `seq` lane of its derived (inventory) messages.
+pub const DERIVED_LANE_SUFFIX: &str = ".inventory";
+
 /// Schema of the inventory messages on `…/{register}/inventory`.
 pub const INVENTORY_SCHEMA: &str = "posedge.inventory/1";
 
@@ -225,7 +228,7 @@ fn inventory(
         }
     }
     let own_key = IdempotencyKey::new(format!("{}|inventory", key.as_str()));
-    let lane = SourceName::new(format!("{}.inventory", ctx.origin.name.as_str()));
+    let lane = SourceName::new(format!("{}{DERIVED_LANE_SUFFIX}", ctx.origin.name.as_str()));
     let text = |s: &str| raw_member(&Value::String(s.to_string()));
     // `source.name` is the lane whose gapless `seq` the message carries, so a consumer
     // tracks gaps per (store, source.name) for events and derived feeds alike.
@@ -240,7 +243,11 @@ fn inventory(
     body.insert("schema".into(), text(INVENTORY_SCHEMA));
     body.insert("idempotency_key".into(), text(own_key.as_str()));
     body.insert("of_idempotency_key".into(), text(key.as_str()));
-    body.insert("movements".into(), raw_member(&json!(movements)));
+    // Straight to text: through a `Value` tree it cost a tenth of the ingest stage.
+    body.insert(
+        "movements".into(),
+        serde_json::value::to_raw_value(&movements).unwrap_or_default(),
+    );
     Some(PendingEvent {
         body,
         idempotency_key: own_key,
