@@ -191,14 +191,24 @@ impl Summariser {
     fn compute(&mut self, day: Date) -> rusqlite::Result<(DaySummary, i64)> {
         let (start, end) = self.calendar.window_ms(day).unwrap_or((0, 0));
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, source, seq, payload FROM events WHERE business_day = ?1 AND id > ?4
+            "SELECT id, source, seq, CASE WHEN source LIKE '%' || ?5 THEN NULL ELSE payload END
+               FROM events WHERE business_day = ?1 AND id > ?4
              UNION ALL
-             SELECT id, source, seq, payload FROM events
+             SELECT id, source, seq, CASE WHEN source LIKE '%' || ?5 THEN NULL ELSE payload END
+               FROM events
                WHERE business_day IS NULL AND received_at_ms >= ?2 AND received_at_ms < ?3
                AND id > ?4",
         )?;
         let (mut summary, mut through) = self.sums.remove(&day).unwrap_or_default();
-        let mut rows = stmt.query(params![day.to_string(), start, end, through])?;
+        // Derived lanes add only their `seq` span: their payloads hold no day figures,
+        // and reading them cost a parse per inventory message.
+        let mut rows = stmt.query(params![
+            day.to_string(),
+            start,
+            end,
+            through,
+            crate::ingest::DERIVED_LANE_SUFFIX
+        ])?;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let source: String = r.get(1)?;
