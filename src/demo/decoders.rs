@@ -33,7 +33,8 @@ fn rate(records: &[Vec<u8>], min: Duration, mut f: impl FnMut(&[u8]) -> usize) -
     (events as f64 / s, bytes as f64 / s / 1e6)
 }
 
-fn context(format: Format) -> SourceContext {
+/// The ingest context of a bench source reading `format`.
+pub(super) fn context(format: Format) -> SourceContext {
     SourceContext {
         store_id: "bench".into(),
         origin: Origin {
