@@ -2,6 +2,7 @@
 //! money, quantities and identifiers cannot be confused in code that produces events.
 
 mod decimal;
+mod line_de;
 mod money;
 pub mod receipt;
 #[cfg(feature = "schema")]

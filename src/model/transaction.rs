@@ -317,8 +317,8 @@ pub struct ChangeLine {
     pub tender_type: Option<TenderType>,
 }
 
-/// A transaction line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A transaction line. Read by `line_de` (no buffering of the tagged element).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Line {
