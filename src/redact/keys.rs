@@ -62,18 +62,46 @@ pub const SENSITIVE_KEY_PARTS: &[&str] = &[
     "pindata",
 ];
 
+/// Bytes a list's entries start with: a key position whose byte is not one of them
+/// cannot start a match, so most positions cost one table look-up.
+const fn first_bytes(lists: &[&[&str]]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut l = 0;
+    while l < lists.len() {
+        let mut i = 0;
+        while i < lists[l].len() {
+            let entry = lists[l][i].as_bytes();
+            if !entry.is_empty() {
+                table[entry[0] as usize] = true;
+            }
+            i += 1;
+        }
+        l += 1;
+    }
+    table
+}
+
+const KEY_FIRST: [bool; 256] = first_bytes(&[SENSITIVE_KEYS]);
+const PART_FIRST: [bool; 256] = first_bytes(&[SENSITIVE_KEY_PARTS]);
+
+/// Longest key normalised on the stack; longer ones take a heap copy.
+const SMALL_KEY: usize = 64;
+
 pub(super) fn is_sensitive_key(key: &str) -> bool {
     let keep = |c: &u8| !matches!(c, b'_' | b'-' | b'.' | b' ');
-    let len = key.bytes().filter(keep).count();
-    // Keys are checked for every member of every event: avoid a heap copy for the
-    // usual short key.
-    let mut small = [0u8; 64];
+    // Keys are checked for every member of every event: one pass, no heap copy for
+    // the usual short key.
+    let mut small = [0u8; SMALL_KEY];
     let large: Vec<u8>;
-    let norm: &[u8] = if len <= small.len() {
-        for (slot, c) in small.iter_mut().zip(key.bytes().filter(keep)) {
-            *slot = c.to_ascii_lowercase();
+    let norm: &[u8] = if key.len() <= SMALL_KEY {
+        let mut n = 0;
+        for c in key.bytes().filter(keep) {
+            if let Some(slot) = small.get_mut(n) {
+                *slot = c.to_ascii_lowercase();
+            }
+            n += 1;
         }
-        small.get(..len).unwrap_or_default()
+        small.get(..n).unwrap_or_default()
     } else {
         large = key
             .bytes()
@@ -82,8 +110,73 @@ pub(super) fn is_sensitive_key(key: &str) -> bool {
             .collect();
         &large
     };
-    SENSITIVE_KEYS.iter().any(|k| k.as_bytes() == norm)
-        || SENSITIVE_KEY_PARTS
+    let Some(&first) = norm.first() else {
+        return false;
+    };
+    if KEY_FIRST[usize::from(first)] && SENSITIVE_KEYS.iter().any(|k| k.as_bytes() == norm) {
+        return true;
+    }
+    norm.iter().enumerate().any(|(i, &b)| {
+        PART_FIRST[usize::from(b)]
+            && norm.get(i..).is_some_and(|rest| {
+                SENSITIVE_KEY_PARTS
+                    .iter()
+                    .any(|p| p.as_bytes().first() == Some(&b) && rest.starts_with(p.as_bytes()))
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::Strategy;
+
+    /// The plain reading of the rule, which the fast one must agree with.
+    fn reference(key: &str) -> bool {
+        let norm: Vec<u8> = key
+            .bytes()
+            .filter(|c| !matches!(c, b'_' | b'-' | b'.' | b' '))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        SENSITIVE_KEYS
             .iter()
-            .any(|p| norm.windows(p.len()).any(|w| w == p.as_bytes()))
+            .any(|k| k.as_bytes() == norm.as_slice())
+            || SENSITIVE_KEY_PARTS
+                .iter()
+                .any(|p| norm.windows(p.len()).any(|w| w == p.as_bytes()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_plain_reading(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(SENSITIVE_KEYS.to_vec()).prop_map(String::from),
+                    proptest::sample::select(SENSITIVE_KEY_PARTS.to_vec()).prop_map(String::from),
+                    "[a-zA-Z_. -]{0,8}",
+                ],
+                0..5,
+            )
+        ) {
+            let key = parts.concat();
+            proptest::prop_assert_eq!(is_sensitive_key(&key), reference(&key), "{:?}", key);
+        }
+    }
+
+    #[test]
+    fn long_keys_and_odd_spellings() {
+        let long = format!("{}Card_Security-Code", "x".repeat(80));
+        assert!(is_sensitive_key(&long) && reference(&long));
+        for k in [
+            "CVV",
+            "c.v.v",
+            "card_exp_month",
+            "expected",
+            "cidr",
+            "",
+            "_-. ",
+        ] {
+            assert_eq!(is_sensitive_key(k), reference(k), "{k}");
+        }
+    }
 }
