@@ -488,6 +488,8 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
 
     eprintln!("posedge end to end: {} registers …", args.registers);
     let base = sub.total();
+    // The ceiling run's derived messages reached the same subscriber.
+    let derived_base = sub.seen().derived;
     let total = per * u64::from(args.registers);
     let cpu_before = cpu_s(pid);
     let start = Instant::now();
@@ -508,7 +510,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let e2e = total as f64 / start.elapsed().as_secs_f64();
     let cpu_per_event_us = (cpu_s(pid) - cpu_before) * 1e6 / total as f64;
     let peak_rss = proc_kib(pid, "VmHWM:");
-    let derived = sub.seen().derived;
+    let derived = sub.seen().derived - derived_base;
     if args.e2e_only {
         agent.stop();
         println!(
