@@ -317,7 +317,8 @@ pub struct ChangeLine {
     pub tender_type: Option<TenderType>,
 }
 
-/// A transaction line. Read by `line_de` (no buffering of the tagged element).
+// Deserialize is `line_de`'s: no buffering of the tagged element.
+/// A transaction line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
