@@ -69,8 +69,10 @@ fn required<T, E: Error>(v: Option<T>, name: &'static str) -> Result<T, E> {
 
 impl AnyLine {
     fn into_line<E: Error>(self) -> Result<Line, E> {
+        // The tag first, as serde's derive reads it.
+        let kind = required(self.kind, "kind")?;
         let line = required(self.line, "line")?;
-        Ok(match required(self.kind, "kind")? {
+        Ok(match kind {
             LineKind::Item => Line::Item(ItemLine {
                 line,
                 sku: self.sku,
