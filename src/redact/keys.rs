@@ -64,25 +64,21 @@ pub const SENSITIVE_KEY_PARTS: &[&str] = &[
 
 /// Bytes a list's entries start with: a key position whose byte is not one of them
 /// cannot start a match, so most positions cost one table look-up.
-const fn first_bytes(lists: &[&[&str]]) -> [bool; 256] {
+const fn first_bytes(list: &[&str]) -> [bool; 256] {
     let mut table = [false; 256];
-    let mut l = 0;
-    while l < lists.len() {
-        let mut i = 0;
-        while i < lists[l].len() {
-            let entry = lists[l][i].as_bytes();
-            if !entry.is_empty() {
-                table[entry[0] as usize] = true;
-            }
-            i += 1;
+    let mut i = 0;
+    while i < list.len() {
+        let entry = list[i].as_bytes();
+        if !entry.is_empty() {
+            table[entry[0] as usize] = true;
         }
-        l += 1;
+        i += 1;
     }
     table
 }
 
-const KEY_FIRST: [bool; 256] = first_bytes(&[SENSITIVE_KEYS]);
-const PART_FIRST: [bool; 256] = first_bytes(&[SENSITIVE_KEY_PARTS]);
+const KEY_FIRST: [bool; 256] = first_bytes(SENSITIVE_KEYS);
+const PART_FIRST: [bool; 256] = first_bytes(SENSITIVE_KEY_PARTS);
 
 /// Longest key normalised on the stack; longer ones take a heap copy.
 const SMALL_KEY: usize = 64;
