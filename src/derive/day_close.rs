@@ -6,7 +6,7 @@
 //! from the outbox database, so restarts and outages change nothing: the summary is the
 //! records.
 
-use super::summary::{Closed, DaySummary, SCHEMA, SummaryMessage};
+use super::summary::{Closed, DaySummary, SCHEMA, StoredEvent, SummaryMessage};
 use crate::outbox::{Outbox, StoredSummary};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
@@ -190,18 +190,22 @@ impl Summariser {
     /// computed (all of them after a start).
     fn compute(&mut self, day: Date) -> rusqlite::Result<(DaySummary, i64)> {
         let (start, end) = self.calendar.window_ms(day).unwrap_or((0, 0));
+        // Rows add their stored day figures; the payload is read only for rows stored
+        // before those existed. Derived lanes add only their `seq` span: their payloads
+        // hold no day figures, and reading them cost a parse per inventory message.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, source, seq, CASE WHEN source LIKE '%' || ?5 THEN NULL ELSE payload END
+            "SELECT id, source, seq, register_id, day_figures,
+                    CASE WHEN day_figures IS NOT NULL OR source LIKE '%' || ?5 THEN NULL ELSE payload END
                FROM events WHERE business_day = ?1 AND id > ?4
              UNION ALL
-             SELECT id, source, seq, CASE WHEN source LIKE '%' || ?5 THEN NULL ELSE payload END
+             SELECT id, source, seq, register_id, day_figures,
+                    CASE WHEN day_figures IS NOT NULL OR source LIKE '%' || ?5 THEN NULL ELSE payload END
                FROM events
                WHERE business_day IS NULL AND received_at_ms >= ?2 AND received_at_ms < ?3
                AND id > ?4",
         )?;
         let (mut summary, mut through) = self.sums.remove(&day).unwrap_or_default();
-        // Derived lanes add only their `seq` span: their payloads hold no day figures,
-        // and reading them cost a parse per inventory message.
+        let mut unreadable = Vec::new();
         let mut rows = stmt.query(params![
             day.to_string(),
             start,
@@ -211,11 +215,31 @@ impl Summariser {
         ])?;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            let source: String = r.get(1)?;
             let seq = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
-            let payload = r.get_ref(3)?.as_blob_or_null()?.unwrap_or_default();
-            summary.add(&source, seq, payload);
+            let row = StoredEvent {
+                source: r.get_ref(1)?.as_str()?,
+                seq,
+                register: r.get_ref(3)?.as_str()?,
+                figures: r.get_ref(4)?.as_blob_or_null()?,
+            };
             through = through.max(id);
+            if summary.add_figures(&row) {
+                continue;
+            }
+            match r.get_ref(5)?.as_blob_or_null()? {
+                Some(payload) => summary.add(row.source, seq, payload),
+                None if row.figures.is_none() => summary.add(row.source, seq, b""),
+                // Figures of another version: this row's payload is read on its own.
+                None => unreadable.push((id, row.source.to_string(), seq)),
+            }
+        }
+        drop(rows);
+        for (id, source, seq) in unreadable {
+            let payload: Vec<u8> = self
+                .conn
+                .prepare_cached("SELECT payload FROM events WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            summary.add(&source, seq, &payload);
         }
         self.sums.insert(day, (summary.clone(), through));
         Ok((summary, through))
@@ -330,6 +354,87 @@ mod tests {
             TimeZone::get(zone).unwrap(),
             Time::new(h.parse().unwrap(), m.parse().unwrap(), 0, 0).unwrap(),
         )
+    }
+
+    /// Rows stored before the day figures existed, or with figures of another version,
+    /// add up from their payloads; the total is the same as reading every payload.
+    #[test]
+    fn rows_without_readable_figures_are_read_from_their_payload() {
+        use crate::derive::summary::DayFigures;
+        use crate::event::Fields;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let writer = crate::outbox::schema::open_writer(&path).unwrap();
+        let lines = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/edge_cases/partial_refund.ndjson"),
+        )
+        .unwrap();
+        let mut expected = DaySummary::default();
+        let mut rows: Vec<(&str, Fields)> = lines
+            .lines()
+            .map(|l| ("lane", serde_json::from_str(l).unwrap()))
+            .collect();
+        let close = r#"{"event_type":"till","register_id":"reg-edge","body":{"action":"close"}}"#;
+        rows.push(("lane", serde_json::from_str(close).unwrap()));
+        rows.push((
+            "lane.inventory",
+            serde_json::from_str(r#"{"register_id":"reg-edge"}"#).unwrap(),
+        ));
+        for (i, (source, mut fields)) in rows.into_iter().enumerate() {
+            let derived = source.ends_with(crate::ingest::DERIVED_LANE_SUFFIX);
+            if !derived {
+                fields.insert(
+                    "schema".into(),
+                    crate::event::raw(&crate::event::SCHEMA.into()),
+                );
+            }
+            let tx = fields
+                .get("body")
+                .and_then(|b| serde_json::from_str(b.get()).ok());
+            let figures = DayFigures::of_members(&fields, tx.as_ref());
+            let mut figures = figures.as_bytes().to_vec();
+            match i {
+                0 => figures.clear(),   // stored before the column existed
+                1 => figures[0] = 0xff, // another version
+                _ => {}
+            }
+            let payload = serde_json::to_vec(&fields).unwrap();
+            expected.add(source, i as u64 + 1, if derived { b"" } else { &payload });
+            writer
+                .execute(
+                    "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type,
+                        payload, received_at_ms, business_day, day_figures)
+                     VALUES (?1, ?1, ?2, ?3, 'reg-edge', 'transaction', ?4, 0, '2026-11-27', ?5)",
+                    params![
+                        format!("k{i}"),
+                        source,
+                        i as i64 + 1,
+                        payload,
+                        (!figures.is_empty() && !derived).then_some(figures)
+                    ],
+                )
+                .unwrap();
+        }
+        let mut s = Summariser {
+            conn: crate::outbox::schema::open_reader(&path).unwrap(),
+            calendar: calendar("Europe/Berlin", "04:00"),
+            store: Store {
+                tenant_id: "t".into(),
+                store_id: "s".into(),
+                time_zone: "Europe/Berlin".into(),
+                revise_for: Duration::from_secs(86_400),
+            },
+            scanned: 0,
+            days: BTreeMap::new(),
+            sums: BTreeMap::new(),
+        };
+        let (summary, through) = s.compute("2026-11-27".parse().unwrap()).unwrap();
+        assert_eq!(through, 4);
+        assert_eq!(summary, expected);
+        assert_eq!((summary.store.transactions, summary.store.returns), (2, 1));
+        assert!(summary.all_closed());
+        assert_eq!(summary.sources["lane.inventory"].events, 1);
     }
 
     #[test]

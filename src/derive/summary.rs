@@ -221,26 +221,125 @@ struct Contribution {
     closes: bool,
 }
 
+/// Version of the [`DayFigures`] encoding, its first byte. Postcard is not
+/// self-describing: bump this whenever [`DayTotals`] or what it nests changes shape, so
+/// rows written before decode from their payload instead of into the wrong fields
+/// (`figures_encoding_is_pinned` fails until you do).
+const FIGURES_VERSION: u8 = 1;
+
+/// What one event adds to its business day, worked out when it is stored (from the
+/// transaction the decoder already parsed) so the day close never parses the event
+/// again; kept in `events.day_figures`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayFigures(Vec<u8>);
+
+/// The stored part of a [`Contribution`]: its register is the row's.
+#[derive(Serialize, Deserialize)]
+struct StoredFigures {
+    totals: DayTotals,
+    closes: bool,
+}
+
+impl DayFigures {
+    /// The figures of an event about to be stored, from its members; `tx` is its body
+    /// read as a transaction (looked at only for transaction events; `None` when the
+    /// body is not one).
+    pub fn of_members(members: &crate::event::Fields, tx: Option<&Transaction>) -> DayFigures {
+        let figures = Envelope::of_members(members)
+            .and_then(|env| contribution(&env, tx))
+            .map(|c| StoredFigures {
+                totals: c.totals,
+                closes: c.closes,
+            });
+        let mut bytes = vec![FIGURES_VERSION];
+        // Serialising plain integers, strings and maps into a Vec cannot fail; if it
+        // ever did, the lone version byte decodes as an error and the day close reads
+        // the payload instead.
+        if let Ok(encoded) = postcard::to_allocvec(&figures) {
+            bytes.extend(encoded);
+        }
+        DayFigures(bytes)
+    }
+
+    /// The encoding, as stored.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// `Some(None)`: not a register event; `None`: not readable (another version).
+    fn decode(bytes: &[u8], register: &str) -> Option<Option<Contribution>> {
+        let (&FIGURES_VERSION, rest) = bytes.split_first()? else {
+            return None;
+        };
+        let figures: Option<StoredFigures> = postcard::from_bytes(rest).ok()?;
+        Some(figures.map(|f| Contribution {
+            register: register.to_string(),
+            totals: f.totals,
+            closes: f.closes,
+        }))
+    }
+}
+
+/// One stored row as the day close reads it.
+pub struct StoredEvent<'a> {
+    /// Its `seq` lane.
+    pub source: &'a str,
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its register.
+    pub register: &'a str,
+    /// `events.day_figures` (NULL for rows stored before it existed).
+    pub figures: Option<&'a [u8]>,
+}
+
 impl DaySummary {
+    /// Adds one stored row from its day figures; false when they are missing or of
+    /// another version, and nothing was added: add its payload with [`DaySummary::add`].
+    pub fn add_figures(&mut self, row: &StoredEvent<'_>) -> bool {
+        let Some(c) = row
+            .figures
+            .and_then(|b| DayFigures::decode(b, row.register))
+        else {
+            return false;
+        };
+        self.add_span(row.source, row.seq);
+        if let Some(c) = c {
+            self.add_contribution(c);
+        }
+        true
+    }
+
     /// Adds one stored event (its lane, `seq` and payload as stored).
     pub fn add(&mut self, source: &str, seq: u64, payload: &[u8]) {
-        self.sources
-            .entry(source.to_string())
-            .and_modify(|s| {
-                s.first_seq = s.first_seq.min(seq);
-                s.last_seq = s.last_seq.max(seq);
-                s.events += 1;
-            })
-            .or_insert(SourceSpan {
+        self.add_span(source, seq);
+        if let Some(c) = contribution_of_payload(payload) {
+            self.add_contribution(c);
+        }
+    }
+
+    fn add_span(&mut self, source: &str, seq: u64) {
+        if let Some(s) = self.sources.get_mut(source) {
+            s.first_seq = s.first_seq.min(seq);
+            s.last_seq = s.last_seq.max(seq);
+            s.events += 1;
+            return;
+        }
+        self.sources.insert(
+            source.to_string(),
+            SourceSpan {
                 first_seq: seq,
                 last_seq: seq,
                 events: 1,
-            });
-        let Some(c) = contribution(payload) else {
-            return;
-        };
+            },
+        );
+    }
+
+    fn add_contribution(&mut self, c: Contribution) {
         merge(&mut self.store, &c.totals);
-        let register = self.registers.entry(c.register).or_default();
+        let register = match self.registers.get_mut(&c.register) {
+            Some(r) => r,
+            None => self.registers.entry(c.register).or_default(),
+        };
         merge(&mut register.totals, &c.totals);
         register.closed |= c.closes;
     }
@@ -251,10 +350,46 @@ impl DaySummary {
     }
 }
 
-/// The figures of one event; `None` for messages that are not register events
+impl<'a> Envelope<'a> {
+    /// The envelope of an event about to be stored, read member by member exactly as
+    /// [`contribution_of_payload`] reads it from the stored object.
+    fn of_members(members: &'a crate::event::Fields) -> Option<Envelope<'a>> {
+        fn member<'a, T: Deserialize<'a> + Default>(
+            members: &'a crate::event::Fields,
+            name: &str,
+        ) -> Option<T> {
+            match members.get(name) {
+                Some(v) => serde_json::from_str(v.get()).ok(),
+                None => Some(T::default()),
+            }
+        }
+        Some(Envelope {
+            schema: member(members, "schema")?,
+            event_type: member(members, "event_type")?,
+            register_id: member(members, "register_id")?,
+            flags: member(members, "flags")?,
+            // A `null` body reads as no body from the stored object; both read as `null`.
+            body: members.get("body").map(|b| &**b),
+        })
+    }
+}
+
+/// The figures of one stored event; `None` for messages that are not register events
 /// (derived feeds).
-fn contribution(payload: &[u8]) -> Option<Contribution> {
+fn contribution_of_payload(payload: &[u8]) -> Option<Contribution> {
     let env: Envelope = serde_json::from_slice(payload).ok()?;
+    let tx = match env.event_type.as_str() {
+        "transaction" => env
+            .body
+            .and_then(|b| serde_json::from_str::<Transaction>(b.get()).ok()),
+        _ => None,
+    };
+    contribution(&env, tx.as_ref())
+}
+
+/// The figures of one event; `tx` is its body read as a transaction (`None` when it is
+/// not one). `None` for messages that are not register events.
+fn contribution(env: &Envelope<'_>, tx: Option<&Transaction>) -> Option<Contribution> {
     if env.schema != crate::event::SCHEMA {
         return None;
     }
@@ -269,14 +404,14 @@ fn contribution(payload: &[u8]) -> Option<Contribution> {
             t.training.events = 1;
             if env.event_type == "transaction" {
                 t.training.transactions = 1;
-                if let Ok(tx) = serde_json::from_str::<Transaction>(body) {
+                if let Some(tx) = tx {
                     t.training.grand.insert(tx.currency, tx.totals.grand.get());
                 }
             }
         }
-        "transaction" => match serde_json::from_str::<Transaction>(body) {
-            Ok(tx) => add_transaction(&mut t, &tx),
-            Err(_) => t.unsummable = 1,
+        "transaction" => match tx {
+            Some(tx) => add_transaction(&mut t, tx),
+            None => t.unsummable = 1,
         },
         "no_sale" => t.no_sales = 1,
         "till" | "shift" => {
@@ -288,7 +423,7 @@ fn contribution(payload: &[u8]) -> Option<Contribution> {
         _ => {}
     }
     Some(Contribution {
-        register: env.register_id,
+        register: env.register_id.clone(),
         totals: t,
         closes,
     })
@@ -598,6 +733,63 @@ mod tests {
         );
         assert_eq!(s.store.events, 5);
         assert_eq!(s.sources["a.inventory"].events, 1);
+    }
+
+    /// Every field set, each to a value of its own, so a field added, removed or moved
+    /// changes the bytes: bump [`FIGURES_VERSION`] and the expectation together.
+    #[test]
+    fn figures_encoding_is_pinned() {
+        let eur: Currency = "EUR".parse().unwrap();
+        let money = MoneyTotals {
+            gross: 1,
+            discounts: -2,
+            tax: 3,
+            rounding: -4,
+            grand: 5,
+            refunds: -6,
+            post_voided: 7,
+            tax_by_rate: [("0.19".to_string(), TaxTotals { taxable: 8, tax: 9 })].into(),
+            tenders: [("cash".to_string(), 10)].into(),
+        };
+        let totals = DayTotals {
+            events: 11,
+            transactions: 12,
+            returns: 13,
+            post_voids: 14,
+            voided: 15,
+            line_voids: 16,
+            suspended_or_cancelled: 17,
+            no_sales: 18,
+            integrity_flagged: 19,
+            unsummable: 20,
+            training: TrainingTotals {
+                events: 21,
+                transactions: 22,
+                grand: [(eur, 23)].into(),
+            },
+            money: [(eur, money)].into(),
+        };
+        let stored = Some(StoredFigures {
+            totals: totals.clone(),
+            closes: true,
+        });
+        let mut bytes = vec![FIGURES_VERSION];
+        bytes.extend(postcard::to_allocvec(&stored).unwrap());
+        let hex = crate::ingest::hex(&bytes);
+        assert_eq!(
+            hex,
+            "01010b0c0d0e0f1011121314151601034555522e0103455552020306070a0b0e0104302e313910120104636173681401",
+            "the encoding changed: bump FIGURES_VERSION"
+        );
+        let back = DayFigures::decode(&bytes, "reg-1").unwrap().unwrap();
+        assert_eq!(
+            (back.register.as_str(), back.totals, back.closes),
+            ("reg-1", totals, true)
+        );
+        // Another version is not read: the day close falls back to the payload.
+        bytes[0] = FIGURES_VERSION + 1;
+        assert!(DayFigures::decode(&bytes, "reg-1").is_none());
+        assert!(DayFigures::decode(&[], "reg-1").is_none());
     }
 
     #[test]

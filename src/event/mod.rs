@@ -85,6 +85,8 @@ pub struct PendingEvent {
     pub derived: Vec<PendingEvent>,
     /// The event's business day when it names a valid one (YYYY-MM-DD).
     pub business_day: Option<String>,
+    /// What it adds to that day's summary (`None` for derived messages).
+    pub day_figures: Option<crate::derive::summary::DayFigures>,
 }
 
 impl PendingEvent {

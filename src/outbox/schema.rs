@@ -88,6 +88,12 @@ const MIGRATIONS: &[&str] = &[
         published INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 6: what each event adds to its day's summary, worked out when it is stored
+    // (NULL for rows from before, and for derived feeds: the day close reads those rows'
+    // payloads as it always did).
+    r#"
+    ALTER TABLE events ADD COLUMN day_figures BLOB;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -743,7 +743,7 @@ fn insert_event(
     tx: &Connection,
     cache: &HashMap<String, u64>,
     done: &mut GroupDone,
-    event: crate::event::PendingEvent,
+    mut event: crate::event::PendingEvent,
     now: i64,
 ) -> Result<Stored, rusqlite::Error> {
     let source = event.source.as_str().to_string();
@@ -762,12 +762,13 @@ fn insert_event(
     let register = event.register_id.as_str().to_string();
     let event_type = event.event_type.clone();
     let business_day = event.business_day.clone();
+    let figures = event.day_figures.take();
     let payload = event.finish(&event_id, seq);
     // The unique key does the de-duplication lookup as part of the insert.
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms, business_day)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(idempotency_key) DO NOTHING",
+            "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms, business_day, day_figures)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(idempotency_key) DO NOTHING",
         )?
         .execute(params![
             event_id.as_str(),
@@ -778,7 +779,8 @@ fn insert_event(
             event_type,
             payload,
             now,
-            business_day
+            business_day,
+            figures.as_ref().map(|f| f.as_bytes())
         ])?;
     if inserted == 0 {
         // A register re-sent a record it had no ack for: answer with the original
