@@ -148,13 +148,21 @@ impl Outbox {
             retain: Duration::from_secs(u64::from(cfg.retain_delivered_days) * 86_400),
             archive_max_bytes: cfg.archive_max_bytes.0,
         };
-        let writer = writer::Writer::new(conn, wcfg, guard, committed.clone(), health.clone())
-            .map_err(|e| {
-                OutboxError::Open(Arc::new(schema::SchemaError::Sqlite {
-                    path: cfg.path.display().to_string(),
-                    source: e,
-                }))
-            })?;
+        let wal_reset = checkpoint::ResetRequest::default();
+        let writer = writer::Writer::new(
+            conn,
+            wcfg,
+            guard,
+            committed.clone(),
+            health.clone(),
+            wal_reset.clone(),
+        )
+        .map_err(|e| {
+            OutboxError::Open(Arc::new(schema::SchemaError::Sqlite {
+                path: cfg.path.display().to_string(),
+                source: e,
+            }))
+        })?;
         let (ingest, ingest_rx) = mpsc::channel(INGEST_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let checkpointer =
@@ -163,7 +171,7 @@ impl Outbox {
         let weak = Arc::downgrade(&alive);
         std::thread::Builder::new()
             .name("outbox-checkpoint".into())
-            .spawn(move || checkpoint::run(checkpointer, weak))
+            .spawn(move || checkpoint::run(checkpointer, weak, wal_reset))
             .map_err(|e| OutboxError::Write(format!("cannot start the checkpoint thread: {e}")))?;
         let handle = std::thread::Builder::new()
             .name("outbox-writer".into())

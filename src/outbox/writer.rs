@@ -1,6 +1,7 @@
 //! The single SQLite writer: group commit for ingest, deletes on PUBACK, state for
 //! `posedge status`. One thread owns the write connection so commits never contend.
 
+use super::checkpoint::{self, ResetRequest};
 use super::replay;
 use super::space::{Pressure, SpaceGuard};
 use super::{Control, Ingest, OutboxError, Stored};
@@ -52,6 +53,8 @@ pub(super) struct Writer {
     last_prune: Instant,
     /// Decoding contexts by source name, for dead-letter replays.
     contexts: HashMap<String, Arc<crate::ingest::SourceContext>>,
+    /// Raised by the checkpointer when the WAL should start over.
+    wal_reset: ResetRequest,
 }
 
 /// `agent_state` key of the digest of the config the agent last started with.
@@ -66,6 +69,7 @@ impl Writer {
         guard: SpaceGuard,
         committed: Arc<Notify>,
         health: Arc<Health>,
+        wal_reset: ResetRequest,
     ) -> Result<Self, rusqlite::Error> {
         let pending_bytes: i64 =
             conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| {
@@ -89,6 +93,7 @@ impl Writer {
             health,
             last_prune: Instant::now(),
             contexts: HashMap::new(),
+            wal_reset,
         })
     }
 
@@ -130,6 +135,7 @@ impl Writer {
                             if self.pressure.is_some() {
                                 self.refresh_pressure();
                             }
+                            self.reset_wal_if_asked();
                         }
                         None => control_open = false,
                     },
@@ -138,6 +144,7 @@ impl Writer {
                             let group = self.gather(first, &mut ingest).await;
                             self.commit_group(group);
                             self.refresh_pressure();
+                            self.reset_wal_if_asked();
                         }
                         None => ingest_open = false,
                     },
@@ -176,6 +183,13 @@ impl Writer {
             }
         }
         group
+    }
+
+    /// Between commits, once the acks are out: what the checkpointer asked for.
+    fn reset_wal_if_asked(&self) {
+        if self.wal_reset.take() {
+            checkpoint::finish(&self.conn);
+        }
     }
 
     fn commit_group(&mut self, group: Vec<Ingest>) {
