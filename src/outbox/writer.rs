@@ -55,6 +55,9 @@ pub(super) struct Writer {
     contexts: HashMap<String, Arc<crate::ingest::SourceContext>>,
     /// Raised by the checkpointer when the WAL should start over.
     wal_reset: ResetRequest,
+    /// The `store_write_failed` alarm may be raised (true at start: a previous run may
+    /// have left it), so the next good commit clears it, and only that one.
+    write_failed_alarm: bool,
 }
 
 /// `agent_state` key of the digest of the config the agent last started with.
@@ -94,6 +97,7 @@ impl Writer {
             last_prune: Instant::now(),
             contexts: HashMap::new(),
             wal_reset,
+            write_failed_alarm: true,
         })
     }
 
@@ -203,7 +207,10 @@ impl Writer {
                 if done.added > 0 {
                     self.committed.notify_one();
                 }
-                self.clear_alarm("store_write_failed");
+                if self.write_failed_alarm {
+                    self.clear_alarm("store_write_failed");
+                    self.write_failed_alarm = false;
+                }
             }
             Err(e) => {
                 // Nothing of the group is durable. Dropping the reply senders tells every
@@ -211,6 +218,7 @@ impl Writer {
                 self.last_seq.clear();
                 tracing::error!(error = %e, "outbox commit failed; the group is not acked and will be re-sent by the registers");
                 self.set_alarm("store_write_failed", &format!("outbox commit failed: {e}"));
+                self.write_failed_alarm = true;
             }
         }
     }
@@ -403,12 +411,12 @@ impl Writer {
     }
 
     fn reusable_bytes(&self) -> u64 {
+        // Asked after every commit: the statement is kept.
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT (SELECT freelist_count FROM pragma_freelist_count) * (SELECT page_size FROM pragma_page_size)",
-                [],
-                |r| r.get::<_, i64>(0),
             )
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
             .map(|n| u64::try_from(n).unwrap_or(0))
             .unwrap_or(0)
     }
@@ -620,7 +628,8 @@ impl Writer {
     fn clear_alarm(&mut self, name: &str) {
         let _ = self
             .conn
-            .execute("DELETE FROM alarms WHERE name = ?1", [name]);
+            .prepare_cached("DELETE FROM alarms WHERE name = ?1")
+            .and_then(|mut s| s.execute([name]));
     }
 }
 
