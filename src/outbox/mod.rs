@@ -1,6 +1,7 @@
 //! The durable queue: SQLite in WAL mode with `synchronous=FULL`, one writer thread with
 //! group commit, readers for the uplink and `posedge status`.
 
+mod archive_count;
 mod checkpoint;
 pub mod quarantine;
 pub mod queue;
@@ -149,8 +150,12 @@ impl Outbox {
             archive_max_bytes: cfg.archive_max_bytes.0,
         };
         let wal_reset = checkpoint::ResetRequest::default();
+        // Pinned before the writer's first commit.
+        let archive = archive_count::ArchiveBytes::count(&cfg.path)
+            .map_err(|e| OutboxError::Open(Arc::new(e)))?;
         let writer = writer::Writer::new(
             conn,
+            archive,
             wcfg,
             guard,
             committed.clone(),

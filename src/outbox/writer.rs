@@ -1,6 +1,7 @@
 //! The single SQLite writer: group commit for ingest, deletes on PUBACK, state for
 //! `posedge status`. One thread owns the write connection so commits never contend.
 
+use super::archive_count::ArchiveBytes;
 use super::checkpoint::{self, ResetRequest};
 use super::replay;
 use super::space::{Pressure, SpaceGuard};
@@ -45,7 +46,7 @@ pub(super) struct Writer {
     guard: SpaceGuard,
     pending_bytes: u64,
     /// Payload bytes of stored events that are not queued: the delivered archive.
-    archive_bytes: u64,
+    archive: ArchiveBytes,
     last_seq: HashMap<String, u64>,
     pressure: Option<Pressure>,
     committed: Arc<Notify>,
@@ -68,6 +69,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 impl Writer {
     pub(super) fn new(
         conn: Connection,
+        archive: ArchiveBytes,
         cfg: WriterConfig,
         guard: SpaceGuard,
         committed: Arc<Notify>,
@@ -78,18 +80,12 @@ impl Writer {
             conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM outbox", [], |r| {
                 r.get(0)
             })?;
-        let archive_bytes: i64 = conn.query_row(
-            "SELECT COALESCE(SUM(length(payload)), 0) FROM events e
-             WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)",
-            [],
-            |r| r.get(0),
-        )?;
         Ok(Writer {
             conn,
             cfg,
             guard,
             pending_bytes: u64::try_from(pending_bytes).unwrap_or(0),
-            archive_bytes: u64::try_from(archive_bytes).unwrap_or(0),
+            archive,
             last_seq: HashMap::new(),
             pressure: None,
             committed,
@@ -157,7 +153,7 @@ impl Writer {
                         self.refresh_pressure();
                         self.heartbeat();
                         self.replay_requested();
-                        if self.archive_bytes > self.cfg.archive_max_bytes {
+                        if self.archive_over_bound() {
                             self.shed_archive();
                         }
                         if self.last_prune.elapsed() >= PRUNE_EVERY {
@@ -369,7 +365,7 @@ impl Writer {
         match result {
             Ok(freed) => {
                 self.pending_bytes = self.pending_bytes.saturating_sub(freed) + requeued;
-                self.archive_bytes = (self.archive_bytes + freed).saturating_sub(requeued);
+                self.archive.add(freed as i64 - requeued as i64);
                 for (reply, done) in answers {
                     let _ = reply.send(Ok(done));
                 }
@@ -456,12 +452,19 @@ impl Writer {
         }
     }
 
+    /// Whether the archive is known to be over its byte bound (not until it is sized).
+    fn archive_over_bound(&mut self) -> bool {
+        self.archive
+            .get()
+            .is_some_and(|b| b > self.cfg.archive_max_bytes)
+    }
+
     /// Keeps the archive under its byte bound: the oldest delivered events go first, and
     /// the loss of resync reach is audited.
     fn shed_archive(&mut self) {
-        let before = self.archive_bytes;
+        let before = self.archive.get().unwrap_or(0);
         let mut n = 0;
-        while self.archive_bytes > self.cfg.archive_max_bytes {
+        while self.archive_over_bound() {
             match self.delete_delivered("1", []) {
                 Ok(0) => break,
                 Ok(k) => n += k,
@@ -507,7 +510,7 @@ impl Writer {
             .query_map(params, |r| r.get::<_, i64>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         let bytes: u64 = sizes.iter().map(|b| u64::try_from(*b).unwrap_or(0)).sum();
-        self.archive_bytes = self.archive_bytes.saturating_sub(bytes);
+        self.archive.add(-(bytes as i64));
         Ok(sizes.len())
     }
 
