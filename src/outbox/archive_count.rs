@@ -6,10 +6,11 @@
 //! keeps what its commits moved in and out of the archive since; the two add up to the
 //! archive as the writer sees it.
 
+use super::OutboxError;
 use super::schema::{self, SchemaError};
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 /// Payload bytes of stored events that are not queued.
 #[derive(Debug)]
@@ -38,15 +39,17 @@ fn sum(conn: &Connection) -> rusqlite::Result<i64> {
 impl ArchiveBytes {
     /// Pins a snapshot of the store now and sums it on its own thread. Call before the
     /// writer commits anything.
-    pub(super) fn count(path: &Path) -> Result<ArchiveBytes, SchemaError> {
-        let err = |source| SchemaError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        };
-        let conn = schema::open_reader(path)?;
+    pub(super) fn count(path: &Path) -> Result<ArchiveBytes, OutboxError> {
+        let open = |e| OutboxError::Open(Arc::new(e));
+        let conn = schema::open_reader(path).map_err(open)?;
         // A read transaction's snapshot is taken at its first read.
         conn.execute_batch("BEGIN; SELECT 1 FROM outbox LIMIT 1;")
-            .map_err(err)?;
+            .map_err(|source| {
+                open(SchemaError::Sqlite {
+                    path: path.display().to_string(),
+                    source,
+                })
+            })?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("outbox-archive-count".into())
@@ -55,11 +58,7 @@ impl ArchiveBytes {
                 let _ = conn.execute_batch("COMMIT");
                 let _ = tx.send(result);
             })
-            .map_err(|e| {
-                err(rusqlite::Error::ToSqlConversionFailure(Box::new(
-                    std::io::Error::other(format!("cannot start the archive count: {e}")),
-                )))
-            })?;
+            .map_err(|e| OutboxError::Write(format!("cannot start the archive count: {e}")))?;
         Ok(ArchiveBytes(State::Counting {
             changed: 0,
             sum: rx,

@@ -151,8 +151,7 @@ impl Outbox {
         };
         let wal_reset = checkpoint::ResetRequest::default();
         // Pinned before the writer's first commit.
-        let archive = archive_count::ArchiveBytes::count(&cfg.path)
-            .map_err(|e| OutboxError::Open(Arc::new(e)))?;
+        let archive = archive_count::ArchiveBytes::count(&cfg.path)?;
         let writer = writer::Writer::new(
             conn,
             archive,
