@@ -6,11 +6,11 @@ use crate::config::is_topic_safe;
 use crate::decode;
 use crate::derive::summary::DayFigures;
 use crate::event::{
-    Fields, IdempotencyKey, Origin, PendingEvent, RegisterId, SCHEMA, SourceName, get_str,
-    raw as raw_member,
+    Fields, IdempotencyKey, Origin, PendingEvent, RegisterId, SCHEMA, SourceMember, SourceName,
+    get_str, raw as raw_member, raw_str,
 };
 use crate::redact::{self, Redactions};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// What a source knows about the records it reads.
@@ -74,8 +74,14 @@ pub struct PreparedRecord {
 pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> PreparedRecord {
     // The raw bytes are scrubbed too (they feed the dead letters and `raw_sha256`), but
     // only what the stored records hold is counted, so one PAN counts once.
-    let (clean_raw, raw_found) = redact::redact_bytes(raw);
+    let (clean_raw, raw_found, scanned) = redact::redact_record(raw);
     let raw_sha = hex(&Sha256::digest(&clean_raw));
+    let record = Record {
+        received_at,
+        raw_sha: &raw_sha,
+        clean_raw: &clean_raw,
+        scanned,
+    };
     let decoded = decode::decode(ctx.format, raw, &ctx.options);
     let whole = decoded.len() == 1;
     let mut redactions = Redactions::default();
@@ -83,7 +89,7 @@ pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> PreparedRe
     for (index, outcome) in decoded.into_iter().enumerate() {
         let item = match outcome {
             Ok(members) => {
-                let (item, found) = stamp(ctx, members, received_at, &raw_sha, index, &clean_raw);
+                let (item, found) = stamp(ctx, members, &record, index);
                 redactions.add(found);
                 item
             }
@@ -106,21 +112,39 @@ pub fn prepare(ctx: &SourceContext, raw: &[u8], received_at: &str) -> PreparedRe
     PreparedRecord { items, redactions }
 }
 
+/// What every event of one record shares.
+struct Record<'a> {
+    /// RFC 3339 UTC.
+    received_at: &'a str,
+    /// Hex SHA-256 of `clean_raw`.
+    raw_sha: &'a str,
+    /// The record's bytes with card data masked.
+    clean_raw: &'a [u8],
+    /// The record as received, when the byte redactor found nothing in it.
+    scanned: Option<redact::Scanned<'a>>,
+}
+
 /// Redacts one decoded event and completes its envelope.
 fn stamp(
     ctx: &SourceContext,
     members: decode::Members,
-    received_at: &str,
-    raw_sha: &str,
+    record: &Record<'_>,
     index: usize,
-    clean_raw: &[u8],
 ) -> (Prepared, Redactions) {
+    let Record {
+        received_at,
+        raw_sha,
+        clean_raw,
+        scanned,
+    } = *record;
     let decode::Members {
         mut fields,
         mut transaction,
+        spans,
     } = members;
     let mapped = map_fields(ctx, &mut fields);
-    let (found, redacted) = redact_fields(&mut fields);
+    let verbatim = scanned.map(|s| redact::Verbatim::new(s, &spans));
+    let (found, redacted) = redact_fields(&mut fields, verbatim);
     if mapped || redacted {
         // The body is not the text the decoder read any more: the inventory reads it anew.
         transaction = None;
@@ -141,21 +165,18 @@ fn stamp(
     };
     let event_type = get_str(&fields, "event_type").unwrap_or_else(|| "device_status".into());
     let key = idempotency_key(ctx, &register, &event_type, &fields, raw_sha, index);
-    let text = |s: &str| raw_member(&Value::String(s.to_string()));
-    fields.insert("schema".into(), text(SCHEMA));
-    fields.insert("idempotency_key".into(), text(key.as_str()));
-    fields.insert("store_id".into(), text(&ctx.store_id));
-    fields.insert("register_id".into(), text(register.as_str()));
-    fields.insert(
-        "source".into(),
-        raw_member(&json!({
-            "name": ctx.origin.name.as_str(),
-            "kind": ctx.origin.kind,
-            "format": ctx.origin.format,
-            "raw_sha256": raw_sha,
-        })),
-    );
-    fields.insert("received_at".into(), text(received_at));
+    fields.insert("schema".into(), raw_str(SCHEMA));
+    fields.insert("idempotency_key".into(), raw_str(key.as_str()));
+    fields.insert("store_id".into(), raw_str(&ctx.store_id));
+    fields.insert("register_id".into(), raw_str(register.as_str()));
+    let source = SourceMember {
+        format: ctx.origin.format,
+        kind: ctx.origin.kind,
+        name: ctx.origin.name.as_str(),
+        raw_sha256: Some(raw_sha),
+    };
+    fields.insert("source".into(), source.raw());
+    fields.insert("received_at".into(), raw_str(received_at));
     let integrity_flagged = fields
         .get("body")
         .is_some_and(|b| b.get().contains("\"integrity\":[\""));
@@ -233,20 +254,18 @@ fn inventory(
     }
     let own_key = IdempotencyKey::new(format!("{}|inventory", key.as_str()));
     let lane = SourceName::new(format!("{}{DERIVED_LANE_SUFFIX}", ctx.origin.name.as_str()));
-    let text = |s: &str| raw_member(&Value::String(s.to_string()));
     // `source.name` is the lane whose gapless `seq` the message carries, so a consumer
     // tracks gaps per (store, source.name) for events and derived feeds alike.
-    body.insert(
-        "source".into(),
-        raw_member(&json!({
-            "name": lane.as_str(),
-            "kind": "derived",
-            "format": INVENTORY_SCHEMA,
-        })),
-    );
-    body.insert("schema".into(), text(INVENTORY_SCHEMA));
-    body.insert("idempotency_key".into(), text(own_key.as_str()));
-    body.insert("of_idempotency_key".into(), text(key.as_str()));
+    let source = SourceMember {
+        format: INVENTORY_SCHEMA,
+        kind: "derived",
+        name: lane.as_str(),
+        raw_sha256: None,
+    };
+    body.insert("source".into(), source.raw());
+    body.insert("schema".into(), raw_str(INVENTORY_SCHEMA));
+    body.insert("idempotency_key".into(), raw_str(own_key.as_str()));
+    body.insert("of_idempotency_key".into(), raw_str(key.as_str()));
     // Straight to text: through a `Value` tree it cost a tenth of the ingest stage.
     body.insert(
         "movements".into(),
@@ -312,8 +331,12 @@ fn map_fields(ctx: &SourceContext, fields: &mut Fields) -> bool {
 /// Redacts the members in place. Clean records (nearly all) are only scanned; a record
 /// with anything to redact, a PAN split across its members included, goes through
 /// [`redact::redact_json`] as a whole; the flag says the members were rebuilt that way.
-fn redact_fields(fields: &mut Fields) -> (Redactions, bool) {
-    if redact::members_are_clean(fields.iter().map(|(k, v)| (k.as_str(), v.get()))) {
+fn redact_fields(
+    fields: &mut Fields,
+    verbatim: Option<redact::Verbatim<'_>>,
+) -> (Redactions, bool) {
+    let members = fields.iter().map(|(k, v)| (k.as_str(), v.get()));
+    if redact::members_are_clean(members, verbatim) {
         return (Redactions::default(), false);
     }
     let mut value = Value::Object(
@@ -426,6 +449,7 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::event::SourceName;
+    use serde_json::json;
 
     fn ctx() -> SourceContext {
         SourceContext {

@@ -55,20 +55,17 @@ pub struct Members {
     pub fields: Fields,
     /// The body in the model when it is a transaction the decoder read; `None` otherwise.
     pub transaction: Option<Box<Transaction>>,
+    /// Byte ranges of the record where members' texts were read (NDJSON, whose members
+    /// are the record's own text; empty for the others). A hint for the redactor, which
+    /// compares the bytes before it leans on one.
+    pub spans: Vec<std::ops::Range<usize>>,
 }
 
 /// Decodes one record of `format` into event members, ready for redaction and stamping.
 pub fn decode(format: Format, raw: &[u8], options: &Options) -> Vec<Result<Members, Rejected>> {
     let decoded = match format {
         Format::Ndjson => {
-            return vec![
-                ndjson::decode_parsed(raw)
-                    .map(|(fields, transaction)| Members {
-                        fields,
-                        transaction,
-                    })
-                    .map_err(|r| Rejected::whole(r, raw)),
-            ];
+            return vec![ndjson::decode_parsed(raw).map_err(|r| Rejected::whole(r, raw))];
         }
         Format::Poslog => poslog::decode(
             raw,
@@ -99,6 +96,7 @@ pub fn decode(format: Format, raw: &[u8], options: &Options) -> Vec<Result<Membe
             r.map(|e| Members {
                 fields: checked(e).into_fields(),
                 transaction: None,
+                spans: Vec::new(),
             })
         })
         .collect()

@@ -1,25 +1,38 @@
 //! NDJSON: the canonical input, one `posedge.event/1` object per line without the
 //! agent-owned fields.
 
+use super::Members;
 use crate::event::{AGENT_FIELDS, EVENT_TYPES, Fields, raw as raw_member};
 use crate::model::Transaction;
 use serde::de::IgnoredAny;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 /// Parses one line and checks the envelope fields a register may supply. Members stay
 /// raw JSON text; only the small envelope members are looked at.
 pub fn decode(raw: &[u8]) -> Result<Fields, String> {
-    decode_parsed(raw).map(|(fields, _)| fields)
+    decode_parsed(raw).map(|m| m.fields)
 }
 
-/// [`decode`], and the transaction body as read into the model for its integrity check,
-/// when the event is a transaction whose body reads as one.
-pub fn decode_parsed(raw: &[u8]) -> Result<(Fields, Option<Box<Transaction>>), String> {
+/// [`decode`], with the transaction body as read into the model for its integrity check
+/// (when the event is a transaction whose body reads as one) and where the members'
+/// texts were found in `raw`.
+pub fn decode_parsed(raw: &[u8]) -> Result<Members, String> {
     let text = std::str::from_utf8(raw)
         .map_err(|e| format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
     let text = text.trim_end_matches(['\r', '\n']);
-    let mut map: Fields = match serde_json::from_str(text) {
-        Ok(m) => m,
+    let mut spans = Vec::new();
+    let mut map: Fields = match serde_json::from_str::<BTreeMap<String, &RawValue>>(text) {
+        Ok(m) => m
+            .into_iter()
+            .map(|(k, v)| {
+                // Borrowed from `text`, which starts where `raw` does.
+                let at = (v.get().as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+                spans.push(at..at.saturating_add(v.get().len()));
+                (k, v.to_owned())
+            })
+            .collect(),
         Err(_) if serde_json::from_str::<IgnoredAny>(text).is_ok() => {
             return Err("a line must be one JSON object".into());
         }
@@ -108,7 +121,11 @@ pub fn decode_parsed(raw: &[u8]) -> Result<(Fields, Option<Box<Transaction>>), S
         }
         parsed = transaction;
     }
-    Ok((map, parsed))
+    Ok(Members {
+        fields: map,
+        transaction: parsed,
+        spans,
+    })
 }
 
 /// Envelope members a register may send; the rest are agent-owned or vendor data.
@@ -204,6 +221,21 @@ mod tests {
     fn body_of(event: &Value) -> Value {
         let m = decode(&serde_json::to_vec(event).unwrap()).unwrap();
         serde_json::from_str(m["body"].get()).unwrap()
+    }
+
+    #[test]
+    fn spans_are_where_the_members_were_read() {
+        let mut line = serde_json::to_vec(&generated_transaction()).unwrap();
+        line.extend_from_slice(b"\r\n");
+        let m = decode_parsed(&line).unwrap();
+        // A consistent transaction: every member is the line's own text.
+        for (key, value) in &m.fields {
+            let found = m
+                .spans
+                .iter()
+                .any(|r| line.get(r.clone()) == Some(value.get().as_bytes()));
+            assert!(found, "{key} is not in the line at a span");
+        }
     }
 
     #[test]

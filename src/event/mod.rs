@@ -17,6 +17,11 @@ pub fn raw(v: &serde_json::Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(v).unwrap_or_default()
 }
 
+/// A string as a raw member, without building a `serde_json::Value` first.
+pub fn raw_str(s: &str) -> Box<RawValue> {
+    serde_json::value::to_raw_value(s).unwrap_or_default()
+}
+
 /// A member as a string, when it is one.
 pub fn get_str(fields: &Fields, key: &str) -> Option<String> {
     fields
@@ -65,6 +70,28 @@ pub struct Origin {
     pub format: &'static str,
 }
 
+/// The `source` member of an event, serialised straight to text (members in the
+/// order a JSON object keeps its keys, as when it was built as a `Value`).
+#[derive(Debug, serde::Serialize)]
+pub struct SourceMember<'a> {
+    /// Payload format (or the derived feed's schema).
+    pub format: &'a str,
+    /// tcp | serial | printer | file | derived.
+    pub kind: &'a str,
+    /// The source (or derived lane) whose `seq` the event carries.
+    pub name: &'a str,
+    /// Hex SHA-256 of the redacted record; derived feeds have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_sha256: Option<&'a str>,
+}
+
+impl SourceMember<'_> {
+    /// As a raw member.
+    pub fn raw(&self) -> Box<RawValue> {
+        serde_json::value::to_raw_value(self).unwrap_or_default()
+    }
+}
+
 /// A decoded, redacted event waiting for its `seq` and `event_id` from the outbox.
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
@@ -92,13 +119,23 @@ pub struct PendingEvent {
 impl PendingEvent {
     /// Completes the event with its stored identity and serialises it.
     pub fn finish(mut self, event_id: &EventId, seq: Seq) -> Vec<u8> {
-        self.body.insert(
-            "event_id".into(),
-            raw(&serde_json::Value::String(event_id.to_string())),
-        );
         self.body
-            .insert("seq".into(), raw(&serde_json::Value::from(seq.get())));
+            .insert("event_id".into(), raw_str(&event_id.to_string()));
+        self.body.insert(
+            "seq".into(),
+            serde_json::value::to_raw_value(&seq.get()).unwrap_or_default(),
+        );
+        // Sized up front: the payload is the members' texts end to end.
+        let size: usize = self
+            .body
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(size + 2);
         // String keys and raw JSON values always serialise.
-        serde_json::to_vec(&self.body).unwrap_or_default()
+        if serde_json::to_writer(&mut out, &self.body).is_err() {
+            out.clear();
+        }
+        out
     }
 }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use super::keys::is_sensitive_key;
 use super::split::{self, Unit};
 use super::{NUMBER_FLOOR, key_is_clean, scan};
 
@@ -13,9 +14,16 @@ pub(super) fn str_is_clean(s: &str) -> bool {
 }
 
 /// Judges one JSON text: `None` when it does not parse.
-pub(super) fn judge(json: &str) -> Option<Clean> {
+///
+/// `prescanned`: the text is a byte-for-byte part of input the byte redactor found
+/// nothing in. Its strings without escapes are then that input's bytes between two `"`,
+/// and no rule of the byte redactor reaches across a `"` (runs, tracks, blob tokens and
+/// character references all stop there; `prop_a_quoted_string_is_no_dirtier_than_its_input`
+/// checks it), so they need no second scan. Keys are still checked for sensitive names,
+/// numbers and the split rule as always: the byte redactor knows nothing of those.
+pub(super) fn judge(json: &str, prescanned: bool) -> Option<Clean> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let verdict: Clean = serde::Deserialize::deserialize(&mut de).ok()?;
+    let verdict = serde::de::DeserializeSeed::deserialize(Judge { prescanned }, &mut de).ok()?;
     de.end().ok()?;
     Some(verdict)
 }
@@ -40,29 +48,48 @@ struct CleanKey<'de> {
     key: Cow<'de, str>,
 }
 
-impl<'de> serde::Deserialize<'de> for Clean {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(CleanVisitor)
+/// Judges one value; `prescanned` as in [`judge`].
+#[derive(Clone, Copy)]
+struct Judge {
+    prescanned: bool,
+}
+
+/// Judges one object key; `prescanned` as in [`judge`].
+struct JudgeKey {
+    prescanned: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Judge {
+    type Value = Clean;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Clean, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::Deserialize<'de> for CleanKey<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(KeyVisitor)
+impl<'de> serde::de::DeserializeSeed<'de> for JudgeKey {
+    type Value = CleanKey<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<CleanKey<'de>, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-struct KeyVisitor;
-
-impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+impl<'de> serde::de::Visitor<'de> for JudgeKey {
     type Value = CleanKey<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an object key")
     }
+    // Borrowed: no escapes, so the key is the input's own bytes.
     fn visit_borrowed_str<E>(self, key: &'de str) -> Result<CleanKey<'de>, E> {
+        let clean = if self.prescanned {
+            !is_sensitive_key(key)
+        } else {
+            key_is_clean(key)
+        };
         Ok(CleanKey {
-            clean: key_is_clean(key),
+            clean,
             key: Cow::Borrowed(key),
         })
     }
@@ -74,9 +101,7 @@ impl<'de> serde::de::Visitor<'de> for KeyVisitor {
     }
 }
 
-struct CleanVisitor;
-
-impl<'de> serde::de::Visitor<'de> for CleanVisitor {
+impl<'de> serde::de::Visitor<'de> for Judge {
     type Value = Clean;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +123,13 @@ impl<'de> serde::de::Visitor<'de> for CleanVisitor {
     fn visit_f64<E>(self, _: f64) -> Result<Clean, E> {
         Ok(Clean::is(false))
     }
+    // Borrowed: no escapes, so the string is the input's own bytes.
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Clean, E> {
+        Ok(Clean {
+            clean: self.prescanned || str_is_clean(s),
+            unit: split::classify(s.as_bytes()),
+        })
+    }
     fn visit_str<E>(self, s: &str) -> Result<Clean, E> {
         Ok(Clean {
             clean: str_is_clean(s),
@@ -109,7 +141,7 @@ impl<'de> serde::de::Visitor<'de> for CleanVisitor {
         // Only short arrays can be a split PAN; no allocation for the others.
         let mut items = [None; MAX_SPLIT_ITEMS];
         let mut n = 0;
-        while let Some(v) = seq.next_element::<Clean>()? {
+        while let Some(v) = seq.next_element_seed(self)? {
             clean &= v.clean;
             if let Some(slot) = items.get_mut(n) {
                 *slot = v.unit;
@@ -125,8 +157,11 @@ impl<'de> serde::de::Visitor<'de> for CleanVisitor {
         // keys winning (serde_json's map); from the first member that takes part in
         // the split rule on, every member is noted so that order can be rebuilt.
         let mut noted: Vec<(Cow<'de, str>, Option<Unit>)> = Vec::new();
-        while let Some(k) = map.next_key::<CleanKey<'de>>()? {
-            let v: Clean = map.next_value()?;
+        let key = || JudgeKey {
+            prescanned: self.prescanned,
+        };
+        while let Some(k) = map.next_key_seed(key())? {
+            let v = map.next_value_seed(self)?;
             clean &= k.clean && v.clean;
             if v.unit.is_some() || !noted.is_empty() {
                 noted.push((k.key, v.unit));

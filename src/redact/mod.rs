@@ -209,6 +209,41 @@ pub fn redact_bytes(b: &[u8]) -> (Cow<'_, [u8]>, Redactions) {
     }
 }
 
+/// Bytes [`redact_record`] found nothing to redact in; members of a record decoded from
+/// them lean on that scan (see [`members_are_clean`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned<'a>(&'a [u8]);
+
+/// [`redact_bytes`] over a record about to be decoded, and the record as [`Scanned`]
+/// when nothing was found in it.
+pub fn redact_record(b: &[u8]) -> (Cow<'_, [u8]>, Redactions, Option<Scanned<'_>>) {
+    let (out, r) = redact_bytes(b);
+    let scanned = matches!(out, Cow::Borrowed(_)).then_some(Scanned(b));
+    (out, r, scanned)
+}
+
+/// A record the byte redactor passed and where in it its members may lie.
+#[derive(Debug, Clone, Copy)]
+pub struct Verbatim<'a> {
+    scanned: Scanned<'a>,
+    spans: &'a [std::ops::Range<usize>],
+}
+
+impl<'a> Verbatim<'a> {
+    /// `spans`: byte ranges of `scanned` that may hold members' texts (a wrong one only
+    /// costs the shortcut: the bytes are compared).
+    pub fn new(scanned: Scanned<'a>, spans: &'a [std::ops::Range<usize>]) -> Verbatim<'a> {
+        Verbatim { scanned, spans }
+    }
+
+    /// `json` is, byte for byte, one of the spans of the record.
+    fn holds(&self, json: &str) -> bool {
+        self.spans.iter().any(|r| {
+            r.len() == json.len() && self.scanned.0.get(r.clone()) == Some(json.as_bytes())
+        })
+    }
+}
+
 /// Walks a JSON value: redacts every string (values AND object keys), and removes entirely any object member whose key names sensitive authentication data.
 ///
 /// A number that holds a PAN becomes a string with the masked form: the type
@@ -287,16 +322,23 @@ pub fn redact_json(v: &mut Value) -> Redactions {
 /// building a value, so clean events (nearly all) skip the parse-redact-serialise round
 /// trip. Unparseable text is not clean.
 pub fn json_is_clean(json: &str) -> bool {
-    clean::judge(json).is_some_and(|c| c.clean)
+    clean::judge(json, false).is_some_and(|c| c.clean)
 }
 
 /// True when [`redact_json`] would change nothing in an object with these members
 /// (key, JSON text of the value), given in key order without duplicates as a
 /// `BTreeMap` holds them: every member clean and no PAN split across them.
-pub fn members_are_clean<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+///
+/// `verbatim`, the record the members were decoded from: a member found in it byte for
+/// byte has its unescaped strings judged by that record's scan instead of a second one.
+pub fn members_are_clean<'a>(
+    members: impl IntoIterator<Item = (&'a str, &'a str)>,
+    verbatim: Option<Verbatim<'_>>,
+) -> bool {
     let mut units = Vec::new();
     for (key, json) in members {
-        match clean::judge(json) {
+        let prescanned = verbatim.as_ref().is_some_and(|v| v.holds(json));
+        match clean::judge(json, prescanned) {
             Some(c) if c.clean && key_is_clean(key) => units.extend(c.unit.map(|u| (key, u))),
             _ => return false,
         }
