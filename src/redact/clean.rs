@@ -22,6 +22,15 @@ pub(super) fn str_is_clean(s: &str) -> bool {
 /// checks it), so they need no second scan. Keys are still checked for sensitive names,
 /// numbers and the split rule as always: the byte redactor knows nothing of those.
 pub(super) fn judge(json: &str, prescanned: bool) -> Option<Clean> {
+    // With no string to scan, a walk over the bytes is a fraction of a serde pass.
+    if prescanned && let Some(verdict) = super::walk::judge(json) {
+        return Some(verdict);
+    }
+    read(json, prescanned)
+}
+
+/// [`judge`] by a serde pass.
+pub(super) fn read(json: &str, prescanned: bool) -> Option<Clean> {
     let mut de = serde_json::Deserializer::from_str(json);
     let verdict = serde::de::DeserializeSeed::deserialize(Judge { prescanned }, &mut de).ok()?;
     de.end().ok()?;
@@ -137,40 +146,76 @@ impl<'de> serde::de::Visitor<'de> for Judge {
         })
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Clean, A::Error> {
-        let mut clean = true;
-        // Only short arrays can be a split PAN; no allocation for the others.
-        let mut items = [None; MAX_SPLIT_ITEMS];
-        let mut n = 0;
+        let mut verdict = ArrayVerdict::default();
         while let Some(v) = seq.next_element_seed(self)? {
-            clean &= v.clean;
-            if let Some(slot) = items.get_mut(n) {
-                *slot = v.unit;
-            }
-            n += 1;
+            verdict.add(v);
         }
-        let split = items.get(..n).is_some_and(split::array_is_split);
-        Ok(Clean::is(clean && !split))
+        Ok(verdict.finish())
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Clean, A::Error> {
-        let mut clean = true;
-        // `redact_json` sees an object's members in key order, the last of duplicate
-        // keys winning (serde_json's map); from the first member that takes part in
-        // the split rule on, every member is noted so that order can be rebuilt.
-        let mut noted: Vec<(Cow<'de, str>, Option<Unit>)> = Vec::new();
+        let mut verdict = ObjectVerdict::default();
         let key = || JudgeKey {
             prescanned: self.prescanned,
         };
         while let Some(k) = map.next_key_seed(key())? {
             let v = map.next_value_seed(self)?;
-            clean &= k.clean && v.clean;
-            if v.unit.is_some() || !noted.is_empty() {
-                noted.push((k.key, v.unit));
-            }
+            verdict.add(k.clean, k.key, v);
         }
-        if clean && noted.len() >= 2 {
-            clean = members_split_clean(noted);
+        Ok(verdict.finish())
+    }
+}
+
+/// An array's verdict, element by element.
+#[derive(Default)]
+pub(super) struct ArrayVerdict {
+    // Only short arrays can be a split PAN; no allocation for the others.
+    items: [Option<Unit>; MAX_SPLIT_ITEMS],
+    n: usize,
+    dirty: bool,
+}
+
+impl ArrayVerdict {
+    /// The next element's verdict.
+    pub(super) fn add(&mut self, v: Clean) {
+        self.dirty |= !v.clean;
+        if let Some(slot) = self.items.get_mut(self.n) {
+            *slot = v.unit;
         }
-        Ok(Clean::is(clean))
+        self.n += 1;
+    }
+
+    /// Clean when every element is and they hold no split PAN.
+    pub(super) fn finish(self) -> Clean {
+        let split = self.items.get(..self.n).is_some_and(split::array_is_split);
+        Clean::is(!self.dirty && !split)
+    }
+}
+
+/// An object's verdict, member by member.
+#[derive(Default)]
+pub(super) struct ObjectVerdict<'k> {
+    dirty: bool,
+    // `redact_json` sees an object's members in key order, the last of duplicate keys
+    // winning (serde_json's map); from the first member that takes part in the split
+    // rule on, every member is noted so that order can be rebuilt.
+    noted: Vec<(Cow<'k, str>, Option<Unit>)>,
+}
+
+impl<'k> ObjectVerdict<'k> {
+    /// The next member: whether its key is clean, the key, the value's verdict.
+    pub(super) fn add(&mut self, key_clean: bool, key: Cow<'k, str>, v: Clean) {
+        self.dirty |= !(key_clean && v.clean);
+        if v.unit.is_some() || !self.noted.is_empty() {
+            self.noted.push((key, v.unit));
+        }
+    }
+
+    /// Clean when every member is and they hold no split PAN.
+    pub(super) fn finish(self) -> Clean {
+        if self.dirty {
+            return Clean::is(false);
+        }
+        Clean::is(self.noted.len() < 2 || members_split_clean(self.noted))
     }
 }
 

@@ -62,23 +62,45 @@ pub const SENSITIVE_KEY_PARTS: &[&str] = &[
     "pindata",
 ];
 
-/// Bytes a list's entries start with: a key position whose byte is not one of them
-/// cannot start a match, so most positions cost one table look-up.
-const fn first_bytes(list: &[&str]) -> [bool; 256] {
-    let mut table = [false; 256];
+/// Three lower-case letters as a number below 26³, when they are letters.
+const fn trigram(a: u8, b: u8, c: u8) -> Option<usize> {
+    if a.is_ascii_lowercase() && b.is_ascii_lowercase() && c.is_ascii_lowercase() {
+        Some(((a - b'a') as usize * 26 + (b - b'a') as usize) * 26 + (c - b'a') as usize)
+    } else {
+        None
+    }
+}
+
+/// The first three bytes of a list's entries, as a bit set of trigrams: a key position
+/// whose next three bytes are not one of them cannot start a match, so nearly every
+/// position costs one look-up (every entry starts with three letters: checked here at
+/// compile time).
+const fn first_trigrams(list: &[&str]) -> [u64; 26 * 26 * 26 / 64 + 1] {
+    let mut table = [0u64; 26 * 26 * 26 / 64 + 1];
     let mut i = 0;
     while i < list.len() {
-        let entry = list[i].as_bytes();
-        if !entry.is_empty() {
-            table[entry[0] as usize] = true;
-        }
+        let e = list[i].as_bytes();
+        assert!(e.len() >= 3, "an entry is shorter than three bytes");
+        let Some(t) = trigram(e[0], e[1], e[2]) else {
+            panic!("an entry does not start with three lower-case letters");
+        };
+        table[t / 64] |= 1 << (t % 64);
         i += 1;
     }
     table
 }
 
-const KEY_FIRST: [bool; 256] = first_bytes(SENSITIVE_KEYS);
-const PART_FIRST: [bool; 256] = first_bytes(SENSITIVE_KEY_PARTS);
+const KEY_FIRST: [u64; 26 * 26 * 26 / 64 + 1] = first_trigrams(SENSITIVE_KEYS);
+const PART_FIRST: [u64; 26 * 26 * 26 / 64 + 1] = first_trigrams(SENSITIVE_KEY_PARTS);
+
+/// `b` starts with a trigram in `table`.
+fn starts_like(table: &[u64; 26 * 26 * 26 / 64 + 1], b: &[u8]) -> bool {
+    match b {
+        [x, y, z, ..] => trigram(*x, *y, *z)
+            .is_some_and(|t| table.get(t / 64).is_some_and(|w| w & (1 << (t % 64)) != 0)),
+        _ => false,
+    }
+}
 
 /// Longest key normalised on the stack; longer ones take a heap copy.
 const SMALL_KEY: usize = 64;
@@ -106,19 +128,16 @@ pub(super) fn is_sensitive_key(key: &str) -> bool {
             .collect();
         &large
     };
-    let Some(&first) = norm.first() else {
-        return false;
-    };
-    if KEY_FIRST[usize::from(first)] && SENSITIVE_KEYS.iter().any(|k| k.as_bytes() == norm) {
+    if starts_like(&KEY_FIRST, norm) && SENSITIVE_KEYS.iter().any(|k| k.as_bytes() == norm) {
         return true;
     }
-    norm.iter().enumerate().any(|(i, &b)| {
-        PART_FIRST[usize::from(b)]
-            && norm.get(i..).is_some_and(|rest| {
-                SENSITIVE_KEY_PARTS
+    (0..norm.len()).any(|i| {
+        norm.get(i..).is_some_and(|rest| {
+            starts_like(&PART_FIRST, rest)
+                && SENSITIVE_KEY_PARTS
                     .iter()
-                    .any(|p| p.as_bytes().first() == Some(&b) && rest.starts_with(p.as_bytes()))
-            })
+                    .any(|p| rest.starts_with(p.as_bytes()))
+        })
     })
 }
 

@@ -151,6 +151,7 @@ mod scan;
 mod split;
 mod track;
 mod view;
+mod walk;
 
 use std::borrow::Cow;
 

@@ -686,6 +686,16 @@ mod prescanned {
             3 => text(),
             1 => prop_oneof![
                 any::<i64>().prop_map(|n| n.to_string()),
+                "-?[1-9][0-9]{0,13}",
+                "-?[0-9]\\.[0-9]{1,3}",
+                "-?[1-9][eE][+-]?[0-9]",
+                Just("0".to_string()),
+                Just("-0".to_string()),
+                Just("99999999999".to_string()),
+                Just("100000000000".to_string()),
+                Just("-100000000000".to_string()),
+                Just("true".to_string()),
+                Just("null".to_string()),
                 any_pan(),
                 Just("4.111111111111111e15".to_string()),
                 Just("41111111111111111111".to_string()),
@@ -752,6 +762,21 @@ mod prescanned {
                 prop_assert_eq!(redact_json(&mut v).total(), 0, "{}", text);
                 prop_assert_eq!(v, before);
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The walk over a prescanned member judges as the serde pass does, or defers.
+        #[test]
+        fn prop_the_walk_judges_as_serde_does(text in record(), pad in "[ \t\n]{0,2}") {
+            let text = format!("{pad}{text}{pad}");
+            if let Some(walked) = super::super::walk::judge(&text) {
+                let read = super::super::clean::read(&text, true).map(|c| c.clean);
+                prop_assert_eq!(Some(walked.clean), read, "{}", text);
+            }
+            prop_assert_eq!(text.contains('\\'), super::super::walk::judge(&text).is_none(), "{}", text);
         }
     }
 
