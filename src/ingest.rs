@@ -7,7 +7,7 @@ use crate::decode;
 use crate::derive::summary::DayFigures;
 use crate::event::{
     Fields, IdempotencyKey, Origin, PendingEvent, RegisterId, SCHEMA, SourceMember, SourceName,
-    get_str, raw as raw_member, raw_str,
+    TrainingFlag, get_str, raw as raw_member, raw_str,
 };
 use crate::redact::{self, Redactions};
 use serde_json::Value;
@@ -231,11 +231,7 @@ fn inventory(
     register: &RegisterId,
     tx: &crate::model::Transaction,
 ) -> Option<PendingEvent> {
-    let training = fields
-        .get("flags")
-        .and_then(|f| serde_json::from_str::<Value>(f.get()).ok())
-        .is_some_and(|f| f["training"] == true);
-    let movements = crate::derive::inventory::movements(tx, training);
+    let movements = crate::derive::inventory::movements(tx, TrainingFlag::of(fields));
     if movements.is_empty() {
         return None;
     }

@@ -16,6 +16,7 @@
 //!   `unsummable` and added nowhere (the event itself still reaches the cloud);
 //! - a till or shift event with action `close` or `settle` closes its register's day.
 
+use crate::event::TrainingFlag;
 use crate::model::transaction::{LinkReason, TenderType};
 use crate::model::{Amount, Currency, Line, Status, Transaction};
 use serde::{Deserialize, Serialize};
@@ -196,15 +197,9 @@ struct Envelope<'a> {
     #[serde(default)]
     register_id: String,
     #[serde(default)]
-    flags: Flags,
+    flags: TrainingFlag,
     #[serde(default, borrow)]
     body: Option<&'a serde_json::value::RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct Flags {
-    #[serde(default)]
-    training: bool,
 }
 
 /// The `action` of a till or shift body.

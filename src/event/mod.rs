@@ -70,6 +70,25 @@ pub struct Origin {
     pub format: &'static str,
 }
 
+/// The one flag the agent itself acts on, read from an event's `flags` member (the
+/// others are the register's to report).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TrainingFlag {
+    /// Training mode: counted apart, no stock moves.
+    #[serde(default)]
+    pub training: bool,
+}
+
+impl TrainingFlag {
+    /// Whether these members mark the event as training.
+    pub fn of(fields: &Fields) -> bool {
+        fields
+            .get("flags")
+            .and_then(|f| serde_json::from_str::<TrainingFlag>(f.get()).ok())
+            .is_some_and(|f| f.training)
+    }
+}
+
 /// The `source` member of an event, serialised straight to text (members in the
 /// order a JSON object keeps its keys, as when it was built as a `Value`).
 #[derive(Debug, serde::Serialize)]
@@ -118,24 +137,76 @@ pub struct PendingEvent {
 
 impl PendingEvent {
     /// Completes the event with its stored identity and serialises it.
-    pub fn finish(mut self, event_id: &EventId, seq: Seq) -> Vec<u8> {
-        self.body
-            .insert("event_id".into(), raw_str(&event_id.to_string()));
-        self.body.insert(
-            "seq".into(),
-            serde_json::value::to_raw_value(&seq.get()).unwrap_or_default(),
-        );
-        // Sized up front: the payload is the members' texts end to end.
-        let size: usize = self
+    pub fn finish(self, event_id: &EventId, seq: Seq) -> Vec<u8> {
+        let id = raw_str(&event_id.to_string());
+        let seq = seq.get().to_string();
+        let ours = [("event_id", id.get()), ("seq", seq.as_str())];
+        // The members in key order, as the map would hold them with ours inserted (and
+        // put in place of any the body holds under those names), without building one.
+        let mut members: Vec<(&str, &str)> = self
             .body
             .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum();
-        let mut out = Vec::with_capacity(size + 2);
-        // String keys and raw JSON values always serialise.
-        if serde_json::to_writer(&mut out, &self.body).is_err() {
-            out.clear();
+            .map(|(k, v)| (k.as_str(), v.get()))
+            .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
+            .collect();
+        for member in ours {
+            let at = members.partition_point(|(k, _)| *k < member.0);
+            members.insert(at, member);
         }
+        let size: usize = members.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'{');
+        for (i, (key, value)) in members.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A string always serialises.
+            if serde_json::to_writer(&mut out, key).is_err() {
+                return Vec::new();
+            }
+            out.push(b':');
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.push(b'}');
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_writes_what_the_map_with_the_ids_would_serialise_to() {
+        let mut body = Fields::new();
+        for (k, v) in [
+            ("a\"quoted", "1"),
+            ("body", r#"{"x": [1, 2]}"#),
+            ("event_type", r#""sale""#),
+            ("seq", "99"),
+            ("zeta", "null"),
+            ("émoji", r#""✓""#),
+        ] {
+            body.insert(k.into(), RawValue::from_string(v.into()).unwrap());
+        }
+        let event = PendingEvent {
+            body: body.clone(),
+            idempotency_key: IdempotencyKey::new("k"),
+            register_id: RegisterId::new("r"),
+            event_type: "transaction".into(),
+            source: SourceName::new("lane"),
+            integrity_flagged: false,
+            derived: Vec::new(),
+            business_day: None,
+            day_figures: None,
+        };
+        let id = EventId::new_v7();
+        let mut expected = body;
+        expected.insert("event_id".into(), raw_str(&id.to_string()));
+        expected.insert("seq".into(), RawValue::from_string("7".into()).unwrap());
+        assert_eq!(
+            event.finish(&id, Seq::new(7)),
+            serde_json::to_vec(&expected).unwrap()
+        );
     }
 }
