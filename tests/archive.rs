@@ -1,7 +1,8 @@
 //! The delivered archive's byte bound (`outbox.archive_max_bytes`) through the whole
 //! agent: delivered events beyond it are pruned oldest first and the prune is audited,
 //! both as deliveries grow it and at a start that finds it over a lowered bound (the
-//! archive is then sized from a snapshot off the writer thread).
+//! archive is then sized from a snapshot off the writer thread), and events after a shed
+//! that emptied it are still delivered.
 
 mod common;
 
@@ -94,6 +95,18 @@ fn the_archive_keeps_to_its_bound_as_it_grows_and_when_a_start_finds_it_over() {
             let (kept, queued, _) = archive(&db);
             queued == 0 && sheds(&cfg) >= 2 && kept <= bound
         },
+    );
+
+    // The running agent has shed every delivered event it could: the next ones must
+    // still get ids past those its uplink and day close have already read, or they sit
+    // unsent until a reconnect.
+    let o = sim(lan_port, "reg-c", EVENTS, 0, w.path("ledger-3"));
+    let report = rt.block_on(async move { register::run(&o).await }).unwrap();
+    assert_eq!(report.acked, EVENTS, "{report:?}");
+    eventually(
+        Duration::from_secs(30),
+        "events after a full shed delivered",
+        || archive(&db).1 == 0,
     );
     drop(agent);
 }

@@ -494,6 +494,10 @@ impl Writer {
 
     /// Deletes up to 10,000 of the oldest delivered events matching `filter` and takes
     /// their bytes off the archive's count.
+    ///
+    /// The newest event is never deleted: SQLite gives a new row the highest id plus
+    /// one, so with it gone the next events would get ids the uplink and the day close
+    /// have already read past (they read by id), and would wait for a reconnect.
     fn delete_delivered<P: rusqlite::Params>(
         &mut self,
         filter: &str,
@@ -501,7 +505,8 @@ impl Writer {
     ) -> rusqlite::Result<usize> {
         let sql = format!(
             "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE {filter}
-               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id) ORDER BY e.id LIMIT 10000)
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)
+               AND e.id < (SELECT max(id) FROM events) ORDER BY e.id LIMIT 10000)
              RETURNING length(payload)"
         );
         let sizes = self
