@@ -11,12 +11,44 @@ use crate::outbox::{Outbox, StoredSummary};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, named_params};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How often the task looks for closed days and late events.
 const TICK: Duration = Duration::from_secs(2);
+
+/// What both reads of stored rows select first, for [`add_row`]. Rows add their stored
+/// day figures; the payload is read only for rows stored before those existed. Derived
+/// lanes add only their `seq` span: their payloads hold no day figures, and reading
+/// them cost a parse per inventory message.
+const ROW_COLUMNS: &str = "id, source, seq, register_id, day_figures,
+    CASE WHEN day_figures IS NOT NULL OR source LIKE '%' || :derived THEN NULL ELSE payload END";
+
+/// Adds one row selected with [`ROW_COLUMNS`] to `summary`. A row whose figures are of
+/// another version comes back as (id, source, seq): its payload is read on its own.
+fn add_row(
+    summary: &mut DaySummary,
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Option<(i64, String, u64)>> {
+    let id: i64 = r.get(0)?;
+    let seq = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
+    let row = StoredEvent {
+        source: r.get_ref(1)?.as_str()?,
+        seq,
+        register: r.get_ref(3)?.as_str()?,
+        figures: r.get_ref(4)?.as_blob_or_null()?,
+    };
+    if summary.add_figures(&row) {
+        return Ok(None);
+    }
+    match r.get_ref(5)?.as_blob_or_null()? {
+        Some(payload) => summary.add(row.source, seq, payload),
+        None if row.figures.is_none() => summary.add(row.source, seq, b""),
+        None => return Ok(Some((id, row.source.to_string(), seq))),
+    }
+    Ok(None)
+}
 
 /// The store's business-day calendar: its time zone and cut-off.
 #[derive(Debug, Clone)]
@@ -118,35 +150,78 @@ struct Summariser {
 }
 
 impl Summariser {
-    /// Notes the days of rows stored since the last scan.
+    /// Notes the days of rows stored since the last scan, and adds each row to its
+    /// day's figures when the day has been computed since the start (the next compute
+    /// then reads only what arrived after the scan, not every new row a second time).
     fn scan(&mut self) -> rusqlite::Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, business_day, received_at_ms, event_type IN ('till', 'shift')
-             FROM events WHERE id > ?1 ORDER BY id LIMIT 100000",
-        )?;
-        let rows = stmt
-            .query_map([self.scanned], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (id, day, received_ms, close_event) in rows {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS}, business_day, received_at_ms, event_type IN ('till', 'shift')
+             FROM events WHERE id > :after ORDER BY id LIMIT 100000"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(named_params! {
+            ":after": self.scanned,
+            ":derived": crate::ingest::DERIVED_LANE_SUFFIX,
+        })?;
+        let mut unreadable = Vec::new();
+        let mut windows_disagree = false;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
             self.scanned = id;
-            let day = day.and_then(|d| d.parse::<Date>().ok()).or_else(|| {
-                Timestamp::from_millisecond(received_ms)
-                    .ok()
-                    .map(|t| self.calendar.day_of(t))
-            });
-            let Some(day) = day else { continue };
+            let named = r.get_ref(6)?.as_str_or_null()?;
+            let received_ms: i64 = r.get(7)?;
+            // Whether the compute would count the row for `day`: by its business day
+            // as stored, or, without one, by the day's window.
+            let (day, counted) = match named.map(|d| (d, d.parse::<Date>())) {
+                Some((text, Ok(day))) => (day, day.to_string() == text),
+                _ => match Timestamp::from_millisecond(received_ms) {
+                    Ok(t) => {
+                        let day = self.calendar.day_of(t);
+                        let in_window = self
+                            .calendar
+                            .window_ms(day)
+                            .is_some_and(|(start, end)| (start..end).contains(&received_ms));
+                        // A row the two place on different days must not be counted here.
+                        windows_disagree |= named.is_none() && !in_window;
+                        (day, named.is_none() && in_window)
+                    }
+                    Err(_) => continue,
+                },
+            };
             let seen = self.days.entry(day).or_default();
             seen.max_id = seen.max_id.max(id);
-            seen.close_event |= close_event;
+            seen.close_event |= r.get::<_, bool>(8)?;
+            if counted
+                && let Some((summary, through)) = self.sums.get_mut(&day)
+                && id > *through
+            {
+                *through = id;
+                if let Some(row) = add_row(summary, r)? {
+                    unreadable.push((day, row));
+                }
+            }
+        }
+        drop(rows);
+        drop(stmt);
+        if windows_disagree {
+            // Read every computed day anew rather than risk a row counted twice.
+            self.sums.clear();
+            return Ok(());
+        }
+        for (day, (id, source, seq)) in unreadable {
+            let payload = self.payload(id)?;
+            if let Some((summary, _)) = self.sums.get_mut(&day) {
+                summary.add(&source, seq, &payload);
+            }
         }
         Ok(())
+    }
+
+    /// One row's payload.
+    fn payload(&self, id: i64) -> rusqlite::Result<Vec<u8>> {
+        self.conn
+            .prepare_cached("SELECT payload FROM events WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
     }
 
     fn previous(&self, day: Date) -> rusqlite::Result<Option<Previous>> {
@@ -190,55 +265,31 @@ impl Summariser {
     /// computed (all of them after a start).
     fn compute(&mut self, day: Date) -> rusqlite::Result<(DaySummary, i64)> {
         let (start, end) = self.calendar.window_ms(day).unwrap_or((0, 0));
-        // Rows add their stored day figures; the payload is read only for rows stored
-        // before those existed. Derived lanes add only their `seq` span: their payloads
-        // hold no day figures, and reading them cost a parse per inventory message.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, source, seq, register_id, day_figures,
-                    CASE WHEN day_figures IS NOT NULL OR source LIKE '%' || ?5 THEN NULL ELSE payload END
-               FROM events WHERE business_day = ?1 AND id > ?4
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM events WHERE business_day = :day AND id > :after
              UNION ALL
-             SELECT id, source, seq, register_id, day_figures,
-                    CASE WHEN day_figures IS NOT NULL OR source LIKE '%' || ?5 THEN NULL ELSE payload END
-               FROM events
-               WHERE business_day IS NULL AND received_at_ms >= ?2 AND received_at_ms < ?3
-               AND id > ?4",
-        )?;
+             SELECT {ROW_COLUMNS} FROM events
+               WHERE business_day IS NULL AND received_at_ms >= :start AND received_at_ms < :end
+               AND id > :after"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let (mut summary, mut through) = self.sums.remove(&day).unwrap_or_default();
         let mut unreadable = Vec::new();
-        let mut rows = stmt.query(params![
-            day.to_string(),
-            start,
-            end,
-            through,
-            crate::ingest::DERIVED_LANE_SUFFIX
-        ])?;
+        let mut rows = stmt.query(named_params! {
+            ":day": day.to_string(),
+            ":start": start,
+            ":end": end,
+            ":after": through,
+            ":derived": crate::ingest::DERIVED_LANE_SUFFIX,
+        })?;
         while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let seq = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
-            let row = StoredEvent {
-                source: r.get_ref(1)?.as_str()?,
-                seq,
-                register: r.get_ref(3)?.as_str()?,
-                figures: r.get_ref(4)?.as_blob_or_null()?,
-            };
-            through = through.max(id);
-            if summary.add_figures(&row) {
-                continue;
-            }
-            match r.get_ref(5)?.as_blob_or_null()? {
-                Some(payload) => summary.add(row.source, seq, payload),
-                None if row.figures.is_none() => summary.add(row.source, seq, b""),
-                // Figures of another version: this row's payload is read on its own.
-                None => unreadable.push((id, row.source.to_string(), seq)),
-            }
+            through = through.max(r.get(0)?);
+            unreadable.extend(add_row(&mut summary, r)?);
         }
         drop(rows);
+        drop(stmt);
         for (id, source, seq) in unreadable {
-            let payload: Vec<u8> = self
-                .conn
-                .prepare_cached("SELECT payload FROM events WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))?;
+            let payload = self.payload(id)?;
             summary.add(&source, seq, &payload);
         }
         self.sums.insert(day, (summary.clone(), through));
@@ -406,7 +457,7 @@ mod tests {
                     "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type,
                         payload, received_at_ms, business_day, day_figures)
                      VALUES (?1, ?1, ?2, ?3, 'reg-edge', 'transaction', ?4, 0, '2026-11-27', ?5)",
-                    params![
+                    rusqlite::params![
                         format!("k{i}"),
                         source,
                         i as i64 + 1,
@@ -435,6 +486,101 @@ mod tests {
         assert_eq!((summary.store.transactions, summary.store.returns), (2, 1));
         assert!(summary.all_closed());
         assert_eq!(summary.sources["lane.inventory"].events, 1);
+    }
+
+    fn summariser(path: &std::path::Path) -> Summariser {
+        Summariser {
+            conn: crate::outbox::schema::open_reader(path).unwrap(),
+            calendar: calendar("Europe/Berlin", "04:00"),
+            store: Store {
+                tenant_id: "t".into(),
+                store_id: "s".into(),
+                time_zone: "Europe/Berlin".into(),
+                revise_for: Duration::from_secs(86_400 * 3650),
+            },
+            scanned: 0,
+            days: BTreeMap::new(),
+            sums: BTreeMap::new(),
+        }
+    }
+
+    /// Rows the scan adds to a computed day, and those it must leave to the compute,
+    /// come to the same figures as one compute over every row.
+    #[test]
+    fn figures_added_while_scanning_equal_a_compute_from_scratch() {
+        use crate::derive::summary::DayFigures;
+        use crate::event::Fields;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let writer = crate::outbox::schema::open_writer(&path).unwrap();
+        let lines = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/edge_cases/partial_refund.ndjson"),
+        )
+        .unwrap();
+        let day: Date = "2026-11-27".parse().unwrap();
+        // 2026-11-27 12:00 in Berlin, inside the day's window; and the next day's.
+        let noon = 1_795_777_200_000_i64;
+        let next_day = noon + 86_400_000;
+        let mut n = 0;
+        let mut insert =
+            |source: &str, business_day: Option<&str>, received: i64, figures_ok: bool| {
+                for line in lines.lines() {
+                    n += 1;
+                    let mut fields: Fields = serde_json::from_str(line).unwrap();
+                    fields.insert(
+                        "schema".into(),
+                        crate::event::raw(&crate::event::SCHEMA.into()),
+                    );
+                    fields.insert("register_id".into(), crate::event::raw(&"reg-edge".into()));
+                    let tx = fields
+                        .get("body")
+                        .and_then(|b| serde_json::from_str(b.get()).ok());
+                    let mut figures = DayFigures::of_members(&fields, tx.as_ref())
+                        .as_bytes()
+                        .to_vec();
+                    if !figures_ok {
+                        figures[0] = 0xff;
+                    }
+                    let derived = source.ends_with(crate::ingest::DERIVED_LANE_SUFFIX);
+                    writer
+                    .execute(
+                        "INSERT INTO events (event_id, idempotency_key, source, seq, register_id,
+                            event_type, payload, received_at_ms, business_day, day_figures)
+                         VALUES (?1, ?1, ?2, ?3, 'reg-edge', 'transaction', ?4, ?5, ?6, ?7)",
+                        rusqlite::params![
+                            format!("k{n}"),
+                            source,
+                            n,
+                            serde_json::to_vec(&fields).unwrap(),
+                            received,
+                            business_day,
+                            (!derived).then_some(figures)
+                        ],
+                    )
+                    .unwrap();
+                }
+            };
+        insert("lane", Some("2026-11-27"), noon, true);
+        let mut s = summariser(&path);
+        s.scan().unwrap();
+        s.compute(day).unwrap();
+        // Late rows of every kind: dated, undated in the window and outside it, a date
+        // that is no date, another lane's derived messages, figures of another version.
+        insert("lane", Some("2026-11-27"), next_day, true);
+        insert("lane", None, noon, true);
+        insert("lane", None, next_day, true);
+        insert("lane", Some("2026-13-45"), noon, true);
+        insert("lane.inventory", Some("2026-11-27"), noon, true);
+        insert("lane", Some("2026-11-27"), noon, false);
+        s.scan().unwrap();
+        let scanned_through = s.sums[&day].1;
+        assert!(scanned_through > 0, "the scan added to the computed day");
+        let (incremental, through) = s.compute(day).unwrap();
+        let (whole, whole_through) = summariser(&path).compute(day).unwrap();
+        assert_eq!(incremental, whole);
+        assert_eq!(through, whole_through);
+        assert_eq!(incremental.store.transactions, 2 * 4, "{incremental:?}");
     }
 
     #[test]
