@@ -413,14 +413,8 @@ mod tests {
     fn rows_without_readable_figures_are_read_from_their_payload() {
         use crate::derive::summary::DayFigures;
         use crate::event::Fields;
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, writer, lines) = edge_case_store();
         let path = dir.path().join("o.db");
-        let writer = crate::outbox::schema::open_writer(&path).unwrap();
-        let lines = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/data/edge_cases/partial_refund.ndjson"),
-        )
-        .unwrap();
         let mut expected = DaySummary::default();
         let mut rows: Vec<(&str, Fields)> = lines
             .lines()
@@ -467,25 +461,26 @@ mod tests {
                 )
                 .unwrap();
         }
-        let mut s = Summariser {
-            conn: crate::outbox::schema::open_reader(&path).unwrap(),
-            calendar: calendar("Europe/Berlin", "04:00"),
-            store: Store {
-                tenant_id: "t".into(),
-                store_id: "s".into(),
-                time_zone: "Europe/Berlin".into(),
-                revise_for: Duration::from_secs(86_400),
-            },
-            scanned: 0,
-            days: BTreeMap::new(),
-            sums: BTreeMap::new(),
-        };
+        let mut s = summariser(&path);
         let (summary, through) = s.compute("2026-11-27".parse().unwrap()).unwrap();
         assert_eq!(through, 4);
         assert_eq!(summary, expected);
         assert_eq!((summary.store.transactions, summary.store.returns), (2, 1));
         assert!(summary.all_closed());
         assert_eq!(summary.sources["lane.inventory"].events, 1);
+    }
+
+    /// An empty store (`o.db` in the directory), its writer, and the partial-refund edge
+    /// case's NDJSON lines.
+    fn edge_case_store() -> (tempfile::TempDir, Connection, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = crate::outbox::schema::open_writer(&dir.path().join("o.db")).unwrap();
+        let lines = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/edge_cases/partial_refund.ndjson"),
+        )
+        .unwrap();
+        (dir, writer, lines)
     }
 
     fn summariser(path: &std::path::Path) -> Summariser {
@@ -510,14 +505,8 @@ mod tests {
     fn figures_added_while_scanning_equal_a_compute_from_scratch() {
         use crate::derive::summary::DayFigures;
         use crate::event::Fields;
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, writer, lines) = edge_case_store();
         let path = dir.path().join("o.db");
-        let writer = crate::outbox::schema::open_writer(&path).unwrap();
-        let lines = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/data/edge_cases/partial_refund.ndjson"),
-        )
-        .unwrap();
         let day: Date = "2026-11-27".parse().unwrap();
         // 2026-11-27 12:00 in Berlin, inside the day's window; and the next day's.
         let noon = 1_795_777_200_000_i64;
