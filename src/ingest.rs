@@ -187,12 +187,10 @@ fn stamp(
         _ => None,
     };
     let day_figures = DayFigures::of_members(&fields, transaction.as_deref());
-    let derived = match &transaction {
-        Some(tx) => inventory(ctx, &fields, &key, &register, tx)
-            .into_iter()
-            .collect(),
-        None => Vec::new(),
-    };
+    let derived = transaction
+        .as_ref()
+        .and_then(|tx| inventory(ctx, &fields, &key, &register, tx))
+        .map(Box::new);
     let event = PendingEvent {
         business_day: business_day(&fields),
         day_figures: Some(day_figures),
@@ -217,6 +215,14 @@ fn business_day(fields: &Fields) -> Option<String> {
 
 /// What a source's name gets to name the `seq` lane of its derived (inventory) messages.
 pub const DERIVED_LANE_SUFFIX: &str = ".inventory";
+
+/// The `seq` lane of a source's derived (inventory) messages.
+pub fn derived_lane(source: &SourceName) -> SourceName {
+    SourceName::new(format!("{}{DERIVED_LANE_SUFFIX}", source.as_str()))
+}
+
+/// The `event_type` (and topic level) of the derived messages.
+pub const DERIVED_EVENT_TYPE: &str = "inventory";
 
 /// Schema of the inventory messages on `…/{register}/inventory`.
 pub const INVENTORY_SCHEMA: &str = "posedge.inventory/1";
@@ -249,7 +255,7 @@ fn inventory(
         }
     }
     let own_key = IdempotencyKey::new(format!("{}|inventory", key.as_str()));
-    let lane = SourceName::new(format!("{}{DERIVED_LANE_SUFFIX}", ctx.origin.name.as_str()));
+    let lane = derived_lane(&ctx.origin.name);
     // `source.name` is the lane whose gapless `seq` the message carries, so a consumer
     // tracks gaps per (store, source.name) for events and derived feeds alike.
     let source = SourceMember {
@@ -271,10 +277,10 @@ fn inventory(
         body,
         idempotency_key: own_key,
         register_id: register.clone(),
-        event_type: "inventory".into(),
+        event_type: DERIVED_EVENT_TYPE.into(),
         source: lane,
         integrity_flagged: false,
-        derived: Vec::new(),
+        derived: None,
         business_day: business_day(fields),
         // Derived feeds add nothing to the day but their `seq` span.
         day_figures: None,

@@ -193,7 +193,7 @@ fn simulated_day() -> (Vec<Value>, Vec<Value>) {
             let Prepared::Event(mut e) = item else {
                 continue;
             };
-            for d in std::mem::take(&mut e.derived) {
+            if let Some(d) = e.derived.take() {
                 let seq = Seq::new(inventory.len() as u64 + 1);
                 let bytes = d.finish(&EventId::new_v7(), seq);
                 inventory.push(serde_json::from_slice(&bytes).expect("JSON"));

@@ -166,7 +166,7 @@ fn published_messages(lines: &[Vec<Vec<u8>>]) -> Vec<(String, Vec<u8>)> {
             let crate::ingest::Prepared::Event(mut event) = item else {
                 continue;
             };
-            let derived = std::mem::take(&mut event.derived);
+            let derived = event.derived.take().map(|d| *d);
             for e in std::iter::once(event).chain(derived) {
                 seq += 1;
                 let topic = format!(

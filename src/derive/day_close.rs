@@ -21,9 +21,11 @@ const TICK: Duration = Duration::from_secs(2);
 /// What both reads of stored rows select first, for [`add_row`]. Rows add their stored
 /// day figures; the payload is read only for rows stored before those existed. Derived
 /// lanes add only their `seq` span: their payloads hold no day figures, and reading
-/// them cost a parse per inventory message.
+/// them cost a parse per inventory message. A row's own derived message (schema v7) adds
+/// its `derived_seq` to the derived lane's span.
 const ROW_COLUMNS: &str = "id, source, seq, register_id, day_figures,
-    CASE WHEN day_figures IS NOT NULL OR source LIKE '%' || :derived THEN NULL ELSE payload END";
+    CASE WHEN day_figures IS NOT NULL OR source LIKE '%' || :derived THEN NULL ELSE payload END,
+    derived_seq";
 
 /// Adds one row selected with [`ROW_COLUMNS`] to `summary`. A row whose figures are of
 /// another version comes back as (id, source, seq): its payload is read on its own.
@@ -33,6 +35,11 @@ fn add_row(
 ) -> rusqlite::Result<Option<(i64, String, u64)>> {
     let id: i64 = r.get(0)?;
     let seq = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
+    if let Some(derived) = r.get::<_, Option<i64>>(6)? {
+        let lane =
+            crate::ingest::derived_lane(&crate::event::SourceName::new(r.get_ref(1)?.as_str()?));
+        summary.add_span(lane.as_str(), u64::try_from(derived).unwrap_or(0));
+    }
     let row = StoredEvent {
         source: r.get_ref(1)?.as_str()?,
         seq,
@@ -168,8 +175,8 @@ impl Summariser {
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             self.scanned = id;
-            let named = r.get_ref(6)?.as_str_or_null()?;
-            let received_ms: i64 = r.get(7)?;
+            let named = r.get_ref(7)?.as_str_or_null()?;
+            let received_ms: i64 = r.get(8)?;
             // Whether the compute would count the row for `day`: by its business day
             // as stored, or, without one, by the day's window.
             let (day, counted) = match named.map(|d| (d, d.parse::<Date>())) {
@@ -190,7 +197,7 @@ impl Summariser {
             };
             let seen = self.days.entry(day).or_default();
             seen.max_id = seen.max_id.max(id);
-            seen.close_event |= r.get::<_, bool>(8)?;
+            seen.close_event |= r.get::<_, bool>(9)?;
             if counted
                 && let Some((summary, through)) = self.sums.get_mut(&day)
                 && id > *through
@@ -446,17 +453,25 @@ mod tests {
             }
             let payload = serde_json::to_vec(&fields).unwrap();
             expected.add(source, i as u64 + 1, if derived { b"" } else { &payload });
+            // The rows stored since v7 carry their own derived message's seq; the first
+            // two stand for rows of an older store (without one) in every other way too.
+            let derived_seq = (i >= 2 && !derived).then_some(10 + i as i64);
+            if let Some(seq) = derived_seq {
+                expected.add_span("lane.inventory", seq as u64);
+            }
             writer
                 .execute(
                     "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type,
-                        payload, received_at_ms, business_day, day_figures)
-                     VALUES (?1, ?1, ?2, ?3, 'reg-edge', 'transaction', ?4, 0, '2026-11-27', ?5)",
+                        payload, received_at_ms, business_day, day_figures, derived_seq, derived)
+                     VALUES (?1, ?1, ?2, ?3, 'reg-edge', 'transaction', ?4, 0, '2026-11-27', ?5, ?6,
+                        CASE WHEN ?6 IS NULL THEN NULL ELSE x'7b7d' END)",
                     rusqlite::params![
                         format!("k{i}"),
                         source,
                         i as i64 + 1,
                         payload,
-                        (!figures.is_empty() && !derived).then_some(figures)
+                        (!figures.is_empty() && !derived).then_some(figures),
+                        derived_seq
                     ],
                 )
                 .unwrap();
@@ -467,7 +482,10 @@ mod tests {
         assert_eq!(summary, expected);
         assert_eq!((summary.store.transactions, summary.store.returns), (2, 1));
         assert!(summary.all_closed());
-        assert_eq!(summary.sources["lane.inventory"].events, 1);
+        let lane = &summary.sources["lane.inventory"];
+        let rows = lines.lines().count() + 1;
+        assert_eq!(lane.events, 1 + rows as u64 - 2, "{lane:?}");
+        assert_eq!(lane.last_seq, 10 + rows as u64 - 1);
     }
 
     /// An empty store (`o.db` in the directory), its writer, and the partial-refund edge

@@ -312,7 +312,8 @@ impl DaySummary {
         }
     }
 
-    fn add_span(&mut self, source: &str, seq: u64) {
+    /// Adds `seq` to the span of a lane, with nothing for the day's figures.
+    pub fn add_span(&mut self, source: &str, seq: u64) {
         if let Some(s) = self.sources.get_mut(source) {
             s.first_seq = s.first_seq.min(seq);
             s.last_seq = s.last_seq.max(seq);

@@ -56,6 +56,38 @@ impl fmt::Display for Seq {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowId(pub i64);
 
+/// Which of a row's messages: the event itself, or the message derived from it (its
+/// inventory movements, stored in the same row since schema v7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    /// The event.
+    Event,
+    /// The derived message.
+    Derived,
+}
+
+impl Part {
+    /// Both parts, in the order they are published.
+    pub const BOTH: [Part; 2] = [Part::Event, Part::Derived];
+
+    /// Its bit in `outbox.parts`.
+    pub fn bit(self) -> i64 {
+        match self {
+            Part::Event => 1,
+            Part::Derived => 2,
+        }
+    }
+}
+
+/// One message of the outbox: a row, and which of its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageRef {
+    /// The row.
+    pub row: RowId,
+    /// Which of its messages.
+    pub part: Part,
+}
+
 macro_rules! text_id {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
         #[$doc]

@@ -2,7 +2,7 @@
 
 mod ids;
 
-pub use ids::{EventId, IdempotencyKey, RegisterId, RowId, Seq, SourceName};
+pub use ids::{EventId, IdempotencyKey, MessageRef, Part, RegisterId, RowId, Seq, SourceName};
 
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -126,9 +126,9 @@ pub struct PendingEvent {
     pub source: SourceName,
     /// The body carries integrity findings (totals that do not add up), counted per source.
     pub integrity_flagged: bool,
-    /// Messages derived from this event (inventory movements), stored in the same
-    /// transaction and only when the event itself is new.
-    pub derived: Vec<PendingEvent>,
+    /// The message derived from this event (its inventory movements), stored in the
+    /// event's row and only when the event itself is new.
+    pub derived: Option<Box<PendingEvent>>,
     /// The event's business day when it names a valid one (YYYY-MM-DD).
     pub business_day: Option<String>,
     /// What it adds to that day's summary (`None` for derived messages).
@@ -196,7 +196,7 @@ mod tests {
             event_type: "transaction".into(),
             source: SourceName::new("lane"),
             integrity_flagged: false,
-            derived: Vec::new(),
+            derived: None,
             business_day: None,
             day_figures: None,
         };

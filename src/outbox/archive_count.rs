@@ -29,8 +29,11 @@ enum State {
 /// The archive's bytes in one snapshot of the store.
 fn sum(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
-        "SELECT COALESCE(SUM(length(payload)), 0) FROM events e
-         WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)",
+        concat!(
+            "SELECT COALESCE(SUM(",
+            row_bytes_sql!(),
+            "), 0) FROM events e WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)"
+        ),
         [],
         |r| r.get(0),
     )

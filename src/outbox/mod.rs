@@ -1,6 +1,21 @@
 //! The durable queue: SQLite in WAL mode with `synchronous=FULL`, one writer thread with
 //! group commit, readers for the uplink and `posedge status`.
 
+/// SQL for the bytes of an `events` row's messages (the event and its derived message);
+/// `outbox.bytes` and the archive's byte count are in these.
+macro_rules! row_bytes_sql {
+    () => {
+        "(length(payload) + coalesce(length(derived), 0))"
+    };
+}
+
+/// SQL for the `outbox.parts` of an `events` row queued with all of its messages.
+macro_rules! row_parts_sql {
+    () => {
+        "(CASE WHEN derived IS NULL THEN 1 ELSE 3 END)"
+    };
+}
+
 mod archive_count;
 mod checkpoint;
 pub mod quarantine;
@@ -14,7 +29,7 @@ mod writer;
 pub use writer::WriterConfig;
 
 use crate::config::OutboxConfig;
-use crate::event::{EventId, PendingEvent, RowId, Seq, SourceName};
+use crate::event::{EventId, MessageRef, PendingEvent, Seq, SourceName};
 use crate::ingest::DeadLetter;
 use crate::ops::health::Health;
 use space::SpaceGuard;
@@ -68,9 +83,9 @@ pub(crate) enum Ingest {
 }
 
 pub(crate) enum Control {
-    Delivered(Vec<RowId>),
+    Delivered(Vec<MessageRef>),
     Rejected {
-        row: RowId,
+        message: MessageRef,
         reason: String,
     },
     Link {
@@ -278,14 +293,15 @@ impl Outbox {
         Ok(rx)
     }
 
-    /// The broker acknowledged these rows: they leave the outbox.
-    pub fn delivered(&self, rows: Vec<RowId>) {
-        let _ = self.control.send(Control::Delivered(rows));
+    /// The broker acknowledged these messages: a row leaves the outbox once all of its
+    /// messages have.
+    pub fn delivered(&self, messages: Vec<MessageRef>) {
+        let _ = self.control.send(Control::Delivered(messages));
     }
 
-    /// The broker refused this row for good: it moves to the dead letters.
-    pub fn rejected(&self, row: RowId, reason: String) {
-        let _ = self.control.send(Control::Rejected { row, reason });
+    /// The broker refused this message for good: it moves to the dead letters.
+    pub fn rejected(&self, message: MessageRef, reason: String) {
+        let _ = self.control.send(Control::Rejected { message, reason });
     }
 
     /// Records the uplink state for `posedge status`.
@@ -360,3 +376,6 @@ impl Outbox {
         &self.path
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -304,12 +304,25 @@ fn salvage(old_path: &Path, new: &Connection) -> rusqlite::Result<Salvaged> {
     old.execute_batch("PRAGMA query_only = 1;")?;
     let tx = new.unchecked_transaction()?;
     let mut s = Salvaged::default();
+    // A store from before schema v7 has no derived columns: its derived messages are
+    // rows of their own, copied like the rest.
+    let v7 = old
+        .prepare("SELECT derived_seq, derived, parts FROM events, outbox LIMIT 0")
+        .is_ok();
+    let (derived, parts) = if v7 {
+        ("derived_seq, derived", "parts")
+    } else {
+        ("NULL, NULL", "1")
+    };
+    let select = format!(
+        "SELECT id, event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms, {derived}
+                 FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+    );
     let events = Copy {
-        select: "SELECT id, event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms
-                 FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-        insert: "INSERT OR IGNORE INTO events (id, event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        columns: 9,
+        select: &select,
+        insert: "INSERT OR IGNORE INTO events (id, event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms, derived_seq, derived)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        columns: 11,
         table: "events",
     };
     let (n, bad) = copy_table(&old, &tx, &events)?;
@@ -323,11 +336,15 @@ fn salvage(old_path: &Path, new: &Connection) -> rusqlite::Result<Salvaged> {
     )?;
 
     // The pending set: its ids when they can be read, else every salvaged event.
+    let select = format!("SELECT id, {parts} FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2");
     let pending = Copy {
-        select: "SELECT id FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
-        insert: "INSERT OR IGNORE INTO outbox (id, bytes)
-                 SELECT id, length(payload) FROM events WHERE id = ?1",
-        columns: 1,
+        select: &select,
+        insert: concat!(
+            "INSERT OR IGNORE INTO outbox (id, bytes, parts) SELECT id, ",
+            row_bytes_sql!(),
+            ", ?2 FROM events WHERE id = ?1"
+        ),
+        columns: 2,
         table: "outbox",
     };
     let (n, bad) = copy_table(&old, &tx, &pending)?;
@@ -337,7 +354,13 @@ fn salvage(old_path: &Path, new: &Connection) -> rusqlite::Result<Salvaged> {
             "the pending set is damaged: every salvaged event is queued again"
         );
         tx.execute(
-            "INSERT OR IGNORE INTO outbox (id, bytes) SELECT id, length(payload) FROM events",
+            concat!(
+                "INSERT OR IGNORE INTO outbox (id, bytes, parts) SELECT id, ",
+                row_bytes_sql!(),
+                ", ",
+                row_parts_sql!(),
+                " FROM events"
+            ),
             [],
         )? as u64
     } else {
@@ -360,9 +383,12 @@ fn salvage(old_path: &Path, new: &Connection) -> rusqlite::Result<Salvaged> {
         )?;
     }
     tx.execute(
-        "INSERT INTO source_seq (source, last_seq) SELECT source, max(seq) FROM events GROUP BY source
+        "INSERT INTO source_seq (source, last_seq)
+           SELECT source, max(seq) FROM events GROUP BY source
+           UNION ALL
+           SELECT source || ?1, max(derived_seq) FROM events WHERE derived_seq IS NOT NULL GROUP BY source
          ON CONFLICT (source) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
-        [],
+        [crate::ingest::DERIVED_LANE_SUFFIX],
     )?;
 
     let dead = Copy {

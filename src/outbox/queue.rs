@@ -1,43 +1,68 @@
 //! Read-only queries: what the uplink sends next, and the status snapshot.
 
 use crate::clock::now_ms;
-use crate::event::RowId;
+use crate::event::{MessageRef, Part, RowId};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-/// A queued event as the uplink needs it.
+/// A queued message as the uplink needs it.
 #[derive(Debug, Clone)]
-pub struct QueuedEvent {
-    /// Row to delete on PUBACK.
-    pub row: RowId,
+pub struct QueuedMessage {
+    /// What to mark delivered on its PUBACK.
+    pub message: MessageRef,
     /// Register (topic level).
     pub register_id: String,
     /// Event type (topic level).
     pub event_type: String,
-    /// The serialised event.
+    /// The serialised event or derived message.
     pub payload: Vec<u8>,
 }
 
-/// Queued events after `after`, oldest first. Row order is commit order, so per-register
-/// order is kept by sending in this order.
+/// The messages still waiting in the rows after `after`, oldest row first and a row's
+/// event before its derived message; at most `limit` rows. Row order is commit order,
+/// so per-register order is kept by sending in this order.
 pub fn queued_after(
     conn: &Connection,
     after: RowId,
     limit: usize,
-) -> rusqlite::Result<Vec<QueuedEvent>> {
+) -> rusqlite::Result<Vec<QueuedMessage>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT e.id, e.register_id, e.event_type, e.payload FROM outbox o JOIN events e ON e.id = o.id
+        "SELECT e.id, o.parts, e.register_id, e.event_type, e.payload, e.derived
+         FROM outbox o JOIN events e ON e.id = o.id
          WHERE o.id > ?1 ORDER BY o.id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(rusqlite::params![after.0, limit as i64], |r| {
-        Ok(QueuedEvent {
-            row: RowId(r.get(0)?),
-            register_id: r.get(1)?,
-            event_type: r.get(2)?,
-            payload: r.get(3)?,
-        })
-    })?;
-    rows.collect()
+    let mut rows = stmt.query(params![after.0, limit as i64])?;
+    let mut out = Vec::with_capacity(limit * 2);
+    while let Some(r) = rows.next()? {
+        let row = RowId(r.get(0)?);
+        let parts: i64 = r.get(1)?;
+        let register_id: String = r.get(2)?;
+        if parts & Part::Event.bit() != 0 {
+            out.push(QueuedMessage {
+                message: MessageRef {
+                    row,
+                    part: Part::Event,
+                },
+                register_id: register_id.clone(),
+                event_type: r.get(3)?,
+                payload: r.get(4)?,
+            });
+        }
+        if parts & Part::Derived.bit() != 0
+            && let Some(payload) = r.get::<_, Option<Vec<u8>>>(5)?
+        {
+            out.push(QueuedMessage {
+                message: MessageRef {
+                    row,
+                    part: Part::Derived,
+                },
+                register_id,
+                event_type: crate::ingest::DERIVED_EVENT_TYPE.into(),
+                payload,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Per-source counters.
@@ -349,7 +374,7 @@ impl Reader {
     }
 
     /// See [`queued_after`].
-    pub fn queued_after(&self, after: RowId, limit: usize) -> rusqlite::Result<Vec<QueuedEvent>> {
+    pub fn queued_after(&self, after: RowId, limit: usize) -> rusqlite::Result<Vec<QueuedMessage>> {
         self.with(|c| queued_after(c, after, limit))
     }
 

@@ -1,6 +1,7 @@
 //! The cloud's `resync` command: archived events of one source lane and `seq` range are
 //! queued again, so the uplink re-publishes them with their original ids.
 
+use crate::event::{MessageRef, Part, RowId};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
@@ -74,10 +75,10 @@ impl Request {
 /// What a request did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Done {
-    /// Rows queued again (`events.id`), ascending.
+    /// Messages queued again, by ascending row.
     #[serde(skip)]
-    pub rows: Vec<i64>,
-    /// Their payload bytes, now pending again.
+    pub messages: Vec<MessageRef>,
+    /// Their rows' bytes, now pending again.
     #[serde(skip)]
     pub bytes: u64,
     /// Events of the range already queued (they go out anyway).
@@ -86,46 +87,82 @@ pub struct Done {
     pub missing: Vec<(u64, u64)>,
 }
 
+impl Done {
+    /// Messages queued again (the reply's `requeued`).
+    pub fn requeued(&self) -> usize {
+        self.messages.len()
+    }
+}
+
 /// Queues the archived events of the request again, inside the caller's transaction.
+/// A derived lane's messages live in their events' rows (`derived_seq`), or, when stored
+/// before schema v7, in rows of their own on the lane.
 pub(super) fn requeue(tx: &Connection, r: &Request) -> rusqlite::Result<Done> {
     let mut done = Done::default();
     let mut next = r.from_seq;
-    let mut stmt = tx.prepare_cached(
-        "SELECT e.id, e.seq, length(e.payload), EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)
-         FROM events e WHERE e.source = ?1 AND e.seq BETWEEN ?2 AND ?3 ORDER BY e.seq",
-    )?;
+    let base = r.source.strip_suffix(crate::ingest::DERIVED_LANE_SUFFIX);
+    let mut stmt = tx.prepare_cached(concat!(
+        "SELECT id, seq, 1, bytes, parts FROM (SELECT e.id, e.seq, ",
+        row_bytes_sql!(),
+        " AS bytes, (SELECT o.parts FROM outbox o WHERE o.id = e.id) AS parts
+           FROM events e WHERE e.source = ?1 AND e.seq BETWEEN ?2 AND ?3)
+         UNION ALL
+         SELECT id, derived_seq, 2, bytes, parts FROM (SELECT e.id, e.derived_seq, ",
+        row_bytes_sql!(),
+        " AS bytes, (SELECT o.parts FROM outbox o WHERE o.id = e.id) AS parts
+           FROM events e WHERE e.source = ?4 AND e.derived_seq BETWEEN ?2 AND ?3)
+         ORDER BY 2"
+    ))?;
     let found = stmt
         .query_map(
-            params![r.source, r.from_seq as i64, r.to_seq as i64],
+            params![r.source, r.from_seq as i64, r.to_seq as i64, base],
             |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, i64>(2)?,
-                    row.get::<_, bool>(3)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<i64>>(4)?,
                 ))
             },
         )?
         .collect::<Result<Vec<_>, _>>()?;
-    for (id, seq, bytes, queued) in found {
+    for (id, seq, bit, bytes, parts) in found {
         let seq = u64::try_from(seq).unwrap_or(0);
         if seq > next {
             done.missing.push((next, seq - 1));
         }
         next = seq + 1;
-        if queued {
-            done.already_queued += 1;
-            continue;
+        match parts {
+            Some(p) if p & bit != 0 => {
+                done.already_queued += 1;
+                continue;
+            }
+            // The row waits for its other message: this one joins it.
+            Some(_) => {
+                tx.prepare_cached("UPDATE outbox SET parts = parts | ?2 WHERE id = ?1")?
+                    .execute([id, bit])?;
+            }
+            None => {
+                tx.prepare_cached("INSERT INTO outbox (id, bytes, parts) VALUES (?1, ?2, ?3)")?
+                    .execute([id, bytes, bit])?;
+                done.bytes += u64::try_from(bytes).unwrap_or(0);
+            }
         }
-        tx.prepare_cached("INSERT INTO outbox (id, bytes) VALUES (?1, ?2)")?
-            .execute(params![id, bytes])?;
-        done.rows.push(id);
-        done.bytes += u64::try_from(bytes).unwrap_or(0);
+        let part = if bit == Part::Derived.bit() {
+            Part::Derived
+        } else {
+            Part::Event
+        };
+        done.messages.push(MessageRef {
+            row: RowId(id),
+            part,
+        });
     }
     if next <= r.to_seq {
         done.missing.push((next, r.to_seq));
     }
-    done.rows.sort_unstable();
+    done.messages.sort_unstable();
     Ok(done)
 }
 
@@ -185,7 +222,7 @@ mod tests {
         .unwrap();
         let r = Request::parse(br#"{"id":"a","source":"lan","from_seq":2,"to_seq":8}"#).unwrap();
         let done = requeue(&conn, &r).unwrap();
-        assert_eq!(done.rows.len(), 3);
+        assert_eq!(done.requeued(), 3);
         assert_eq!((done.bytes, done.already_queued), (6, 1));
         assert_eq!(done.missing, vec![(4, 4), (7, 8)]);
         let queued: i64 = conn
@@ -194,6 +231,6 @@ mod tests {
         assert_eq!(queued, 4);
         // Asking again queues nothing twice.
         let again = requeue(&conn, &r).unwrap();
-        assert_eq!((again.rows.len(), again.already_queued), (0, 4));
+        assert_eq!((again.requeued(), again.already_queued), (0, 4));
     }
 }

@@ -94,6 +94,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE events ADD COLUMN day_figures BLOB;
     "#,
+    // 7: an event's derived message (its inventory movements) lives in the event's own
+    // row: its finished payload and its `seq` on the `<source>.inventory` lane, instead
+    // of a row of its own with three index entries and an outbox row. `outbox.parts`
+    // says which of a row's messages still wait for their PUBACK (1 the event, 2 the
+    // derived message). Derived rows stored before stay rows of their own.
+    r#"
+    ALTER TABLE events ADD COLUMN derived_seq INTEGER;
+    ALTER TABLE events ADD COLUMN derived BLOB;
+    CREATE UNIQUE INDEX events_derived_seq ON events (source, derived_seq)
+        WHERE derived_seq IS NOT NULL;
+    ALTER TABLE outbox ADD COLUMN parts INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// The schema version this build writes.

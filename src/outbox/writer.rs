@@ -7,7 +7,7 @@ use super::replay;
 use super::space::{Pressure, SpaceGuard};
 use super::{Control, Ingest, OutboxError, Stored};
 use crate::clock::now_ms;
-use crate::event::{EventId, RowId, Seq};
+use crate::event::{EventId, Part, Seq};
 use crate::ops::audit;
 use crate::ops::health::{BEAT_EVERY, Health, Stage};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -246,32 +246,40 @@ impl Writer {
             let mut acked_any = false;
             for c in batch {
                 match c {
-                    Control::Delivered(rows) => {
-                        for RowId(id) in rows {
-                            let bytes: Option<i64> = tx
-                                .prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING bytes")?
-                                .query_row([id], |r| r.get(0))
-                                .optional()?;
-                            freed += bytes.map(|b| b as u64).unwrap_or(0);
+                    Control::Delivered(messages) => {
+                        // A row's two messages are acked one after the other, so they
+                        // mostly arrive in one batch and the row goes in one delete.
+                        let mut rows: std::collections::BTreeMap<i64, i64> = Default::default();
+                        for m in messages {
+                            *rows.entry(m.row.0).or_default() |= m.part.bit();
+                        }
+                        for (id, bits) in rows {
+                            freed += clear_parts(&tx, id, bits)?;
                         }
                         acked_any = true;
                     }
-                    Control::Rejected { row, reason } => {
-                        let bytes: Option<i64> = tx
-                            .prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING bytes")?
-                            .query_row([row.0], |r| r.get(0))
-                            .optional()?;
-                        freed += bytes.map(|b| b as u64).unwrap_or(0);
+                    Control::Rejected { message, reason } => {
+                        let part = message.part.bit();
                         tx.prepare_cached(
                             "INSERT INTO dead_letters (source, register_id, reason, raw, received_at_ms)
-                             SELECT source, register_id, ?2, payload, ?3 FROM events WHERE id = ?1",
+                             SELECT CASE ?4 WHEN 2 THEN source || ?5 ELSE source END, register_id, ?2,
+                                    CASE ?4 WHEN 2 THEN derived ELSE payload END, ?3
+                             FROM events WHERE id = ?1",
                         )?
-                        .execute(params![row.0, reason, now])?;
+                        .execute(params![
+                            message.row.0,
+                            reason,
+                            now,
+                            part,
+                            crate::ingest::DERIVED_LANE_SUFFIX
+                        ])?;
                         tx.prepare_cached(
-                            "INSERT INTO source_stats (source, dead_letters) SELECT source, 1 FROM events WHERE id = ?1
+                            "INSERT INTO source_stats (source, dead_letters)
+                             SELECT CASE ?2 WHEN 2 THEN source || ?3 ELSE source END, 1 FROM events WHERE id = ?1
                              ON CONFLICT(source) DO UPDATE SET dead_letters = dead_letters + 1",
                         )?
-                        .execute([row.0])?;
+                        .execute(params![message.row.0, part, crate::ingest::DERIVED_LANE_SUFFIX])?;
+                        freed += clear_parts(&tx, message.row.0, part)?;
                     }
                     Control::Link { connected, detail } => {
                         set_state(
@@ -309,7 +317,7 @@ impl Writer {
                                 request.source,
                                 request.from_seq,
                                 request.to_seq,
-                                done.rows.len(),
+                                done.requeued(),
                                 done.already_queued,
                                 done.missing
                             ),
@@ -504,10 +512,14 @@ impl Writer {
         params: P,
     ) -> rusqlite::Result<usize> {
         let sql = format!(
-            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE {filter}
+            concat!(
+                "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE {filter}
                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)
                AND e.id < (SELECT max(id) FROM events) ORDER BY e.id LIMIT 10000)
-             RETURNING length(payload)"
+             RETURNING ",
+                row_bytes_sql!()
+            ),
+            filter = filter
         );
         let sizes = self
             .conn
@@ -685,7 +697,7 @@ fn write_group(
     for msg in group {
         match msg {
             Ingest::Event {
-                mut event,
+                event,
                 redacted,
                 acks,
                 reply,
@@ -696,16 +708,9 @@ fn write_group(
                 c.redacted += i64::from(redacted);
                 c.acked += i64::from(acks);
                 let flagged = event.integrity_flagged;
-                let derived = std::mem::take(&mut event.derived);
                 let stored = insert_event(&tx, cache, &mut done, event, now)?;
-                if !stored.duplicate {
-                    if flagged {
-                        counts.entry(source).or_default().integrity += 1;
-                    }
-                    // Derived messages share the event's fate: stored with it, once.
-                    for d in derived {
-                        insert_event(&tx, cache, &mut done, d, now)?;
-                    }
+                if !stored.duplicate && flagged {
+                    counts.entry(source).or_default().integrity += 1;
                 }
                 done.replies.push(Reply::Event(reply, stored));
             }
@@ -768,8 +773,29 @@ fn write_group(
     Ok(done)
 }
 
-/// Inserts one event (or a derived message) on its source's `seq` lane. A key already
-/// stored answers with the original identity and consumes no `seq`.
+/// The next `seq` of a lane: one past the last that this group or an earlier commit
+/// handed out. It is taken only once `done.seqs` records it.
+fn next_seq(
+    tx: &Connection,
+    cache: &HashMap<String, u64>,
+    done: &GroupDone,
+    lane: &str,
+) -> Result<Seq, rusqlite::Error> {
+    let last = match done.seqs.get(lane).or_else(|| cache.get(lane)) {
+        Some(n) => *n,
+        None => tx
+            .prepare_cached("SELECT last_seq FROM source_seq WHERE source = ?1")?
+            .query_row([lane], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .unwrap_or(0),
+    };
+    Ok(Seq::new(last).next())
+}
+
+/// Inserts one event, with its derived message in the same row, each on its own `seq`
+/// lane. A key already stored answers with the original identity and consumes no `seq`
+/// (nor stores the derived message again).
 fn insert_event(
     tx: &Connection,
     cache: &HashMap<String, u64>,
@@ -778,16 +804,15 @@ fn insert_event(
     now: i64,
 ) -> Result<Stored, rusqlite::Error> {
     let source = event.source.as_str().to_string();
-    let last = match done.seqs.get(&source).or_else(|| cache.get(&source)) {
-        Some(n) => *n,
-        None => tx
-            .prepare_cached("SELECT last_seq FROM source_seq WHERE source = ?1")?
-            .query_row([&source], |r| r.get::<_, i64>(0))
-            .optional()?
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .unwrap_or(0),
+    let seq = next_seq(tx, cache, done, &source)?;
+    let lane = crate::ingest::derived_lane(&event.source);
+    let derived = match event.derived.take() {
+        Some(d) => {
+            let seq = next_seq(tx, cache, done, lane.as_str())?;
+            Some((seq, d.finish(&EventId::new_v7(), seq)))
+        }
+        None => None,
     };
-    let seq = Seq::new(last).next();
     let event_id = EventId::new_v7();
     let key = event.idempotency_key.as_str().to_string();
     let register = event.register_id.as_str().to_string();
@@ -798,8 +823,8 @@ fn insert_event(
     // The unique key does the de-duplication lookup as part of the insert.
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms, business_day, day_figures)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(idempotency_key) DO NOTHING",
+            "INSERT INTO events (event_id, idempotency_key, source, seq, register_id, event_type, payload, received_at_ms, business_day, day_figures, derived_seq, derived)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(idempotency_key) DO NOTHING",
         )?
         .execute(params![
             event_id.as_str(),
@@ -811,7 +836,9 @@ fn insert_event(
             payload,
             now,
             business_day,
-            figures.as_ref().map(|f| f.as_bytes())
+            figures.as_ref().map(|f| f.as_bytes()),
+            derived.as_ref().map(|(s, _)| s.get() as i64),
+            derived.as_ref().map(|(_, p)| p),
         ])?;
     if inserted == 0 {
         // A register re-sent a record it had no ack for: answer with the original
@@ -828,15 +855,38 @@ fn insert_event(
         });
     }
     done.seqs.insert(source, seq.get());
+    let mut parts = Part::Event.bit();
+    let mut bytes = payload.len();
+    if let Some((seq, p)) = &derived {
+        done.seqs.insert(lane.as_str().to_string(), seq.get());
+        parts |= Part::Derived.bit();
+        bytes += p.len();
+    }
     let row = tx.last_insert_rowid();
-    tx.prepare_cached("INSERT INTO outbox (id, bytes) VALUES (?1, ?2)")?
-        .execute(params![row, payload.len() as i64])?;
-    done.added += payload.len() as u64;
+    tx.prepare_cached("INSERT INTO outbox (id, bytes, parts) VALUES (?1, ?2, ?3)")?
+        .execute(params![row, bytes as i64, parts])?;
+    done.added += bytes as u64;
     Ok(Stored {
         event_id,
         seq,
         duplicate: false,
     })
+}
+
+/// Marks these messages of a row as gone from the outbox (`bits` of `outbox.parts`). The
+/// row leaves once none of its messages wait any more; its bytes, then freed, are the
+/// result.
+fn clear_parts(tx: &Connection, id: i64, bits: i64) -> Result<u64, rusqlite::Error> {
+    let freed: Option<i64> = tx
+        .prepare_cached("DELETE FROM outbox WHERE id = ?1 AND parts & ~?2 = 0 RETURNING bytes")?
+        .query_row([id, bits], |r| r.get(0))
+        .optional()?;
+    if let Some(bytes) = freed {
+        return Ok(u64::try_from(bytes).unwrap_or(0));
+    }
+    tx.prepare_cached("UPDATE outbox SET parts = parts & ~?2 WHERE id = ?1")?
+        .execute([id, bits])?;
+    Ok(0)
 }
 
 fn set_state(conn: &Connection, key: &str, value: &str) -> Result<(), rusqlite::Error> {

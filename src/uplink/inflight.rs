@@ -4,15 +4,15 @@
 //! `Outgoing::Publish(pkid)`; each session uses a fresh event loop, so the n-th such
 //! report is the n-th publish handed to it. A PUBACK then names exactly one row.
 
-use crate::event::RowId;
+use crate::event::MessageRef;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// What a publish carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Carried {
-    /// An outbox row.
-    Event(RowId),
+    /// A message of an outbox row.
+    Event(MessageRef),
     /// The agent's status message (nothing to delete).
     Status,
     /// An audit entry (marked published on its PUBACK).
@@ -77,32 +77,41 @@ impl Inflight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Part, RowId};
+
+    /// The event message of a row.
+    pub(super) fn event(row: i64) -> MessageRef {
+        MessageRef {
+            row: RowId(row),
+            part: Part::Event,
+        }
+    }
 
     #[test]
     fn maps_packets_to_rows_in_order() {
         let mut f = Inflight::default();
-        f.handed(Carried::Event(RowId(10)));
+        f.handed(Carried::Event(event(10)));
         f.handed(Carried::Status);
-        f.handed(Carried::Event(RowId(11)));
+        f.handed(Carried::Event(event(11)));
         f.written(1).unwrap();
         f.written(2).unwrap();
         assert_eq!(f.acked(2).map(|a| a.0), Ok(Carried::Status));
         f.written(3).unwrap();
-        assert_eq!(f.acked(3).map(|a| a.0), Ok(Carried::Event(RowId(11))));
-        assert_eq!(f.acked(1).map(|a| a.0), Ok(Carried::Event(RowId(10))));
+        assert_eq!(f.acked(3).map(|a| a.0), Ok(Carried::Event(event(11))));
+        assert_eq!(f.acked(1).map(|a| a.0), Ok(Carried::Event(event(10))));
         assert!(f.is_empty());
         assert_eq!(f.acked(1).map(|a| a.0), Err(Desync(1)));
         assert_eq!(f.written(4), Err(Desync(4)));
     }
 }
 
-/// Rows acknowledged by the broker whose delete may not have committed yet, most recent
-/// last. A reconnect skips them instead of sending them again. Bounded: the writer
+/// Messages acknowledged by the broker whose delete may not have committed yet, most
+/// recent last. A reconnect skips them instead of sending them again. Bounded: the writer
 /// commits deletes within milliseconds, so only the newest entries ever matter.
 #[derive(Debug)]
 pub struct RecentAcks {
-    order: VecDeque<RowId>,
-    set: std::collections::HashSet<RowId>,
+    order: VecDeque<MessageRef>,
+    set: std::collections::HashSet<MessageRef>,
     cap: usize,
 }
 
@@ -117,7 +126,7 @@ impl RecentAcks {
     }
 
     /// Remembers acknowledged rows, forgetting the oldest beyond the bound.
-    pub fn extend(&mut self, rows: impl IntoIterator<Item = RowId>) {
+    pub fn extend(&mut self, rows: impl IntoIterator<Item = MessageRef>) {
         for row in rows {
             if self.set.insert(row) {
                 self.order.push_back(row);
@@ -131,14 +140,14 @@ impl RecentAcks {
     }
 
     /// Forgets rows queued again on purpose (a resync), so they are sent.
-    pub fn forget(&mut self, rows: impl IntoIterator<Item = RowId>) {
+    pub fn forget(&mut self, rows: impl IntoIterator<Item = MessageRef>) {
         for row in rows {
             self.set.remove(&row);
         }
     }
 
     /// True when the row was acknowledged recently.
-    pub fn contains(&self, row: RowId) -> bool {
+    pub fn contains(&self, row: MessageRef) -> bool {
         self.set.contains(&row)
     }
 
@@ -155,18 +164,26 @@ impl RecentAcks {
 
 #[cfg(test)]
 mod recent_tests {
+    use super::tests::event;
     use super::*;
+    use crate::event::Part;
 
     #[test]
     fn keeps_only_the_newest_rows() {
         let mut r = RecentAcks::new(3);
-        r.extend((1..=5).map(RowId));
+        r.extend((1..=5).map(event));
         assert_eq!(r.len(), 3);
-        assert!(!r.contains(RowId(2)));
-        assert!(r.contains(RowId(3)) && r.contains(RowId(5)));
-        r.extend([RowId(5)]);
+        assert!(!r.contains(event(2)));
+        assert!(r.contains(event(3)) && r.contains(event(5)));
+        r.extend([event(5)]);
         assert_eq!(r.len(), 3);
-        r.forget([RowId(4)]);
-        assert!(!r.contains(RowId(4)) && r.contains(RowId(5)));
+        r.forget([event(4)]);
+        assert!(!r.contains(event(4)) && r.contains(event(5)));
+        // A row's two messages are remembered apart.
+        let derived = MessageRef {
+            part: Part::Derived,
+            ..event(5)
+        };
+        assert!(!r.contains(derived));
     }
 }

@@ -8,7 +8,7 @@ pub mod session;
 pub mod tls;
 
 use crate::config::Config;
-use crate::event::RowId;
+use crate::event::{MessageRef, RowId};
 use crate::ops::audit;
 use crate::ops::health::{BEAT_EVERY, Stage, sleep_beating};
 use crate::outbox::{Outbox, queue, resync};
@@ -112,7 +112,7 @@ struct Across {
 /// Runs the uplink forever: connect, drain, reconnect with backoff.
 pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader) {
     let mut backoff = settings.backoff.clone();
-    let mut delivered: Vec<RowId> = Vec::new();
+    let mut delivered: Vec<MessageRef> = Vec::new();
     let mut outage: Option<(Instant, u64, Instant)> = None;
     // Resync outcomes outlive a session: one that ends (a reconnect) before the writer's
     // answer arrives must still forget the requeued rows in `recent_acks`, or the next
@@ -182,7 +182,7 @@ async fn drive(
     reader: &queue::Reader,
     across: &mut Across,
     outage: &mut Option<(Instant, u64, Instant)>,
-    delivered: &mut Vec<RowId>,
+    delivered: &mut Vec<MessageRef>,
 ) -> Result<(), String> {
     let Across {
         recent_acks,
@@ -242,21 +242,26 @@ async fn drive(
     let mut last_flush = Instant::now();
     loop {
         if !caught_up && inflight.len() <= window / 2 {
-            let want = window - inflight.len();
-            let rows = reader
+            // A row holds one or two messages.
+            let want = (window - inflight.len()).div_ceil(2);
+            let queued = reader
                 .queued_after(cursor, want)
                 .map_err(|e| format!("reading the outbox: {e}"))?;
-            caught_up = rows.len() < want;
-            for r in rows {
-                cursor = r.row;
-                if recent_acks.contains(r.row) {
+            let mut rows = 0;
+            for q in queued {
+                if q.message.row != cursor {
+                    rows += 1;
+                    cursor = q.message.row;
+                }
+                if recent_acks.contains(q.message) {
                     continue;
                 }
-                let topic = format!("{}/{}/{}", settings.prefix, r.register_id, r.event_type);
-                session.publish(topic, r.payload.into(), false)?;
+                let topic = format!("{}/{}/{}", settings.prefix, q.register_id, q.event_type);
+                session.publish(topic, q.payload.into(), false)?;
                 UplinkCounters::inc(&settings.counters.publishes);
-                inflight.handed(Carried::Event(r.row));
+                inflight.handed(Carried::Event(q.message));
             }
+            caught_up = rows < want;
         }
         if !audit_caught_up && inflight.len() < window {
             let entries = reader
@@ -315,13 +320,12 @@ async fn drive(
             }
             Some((request, outcome)) = resynced.recv() => {
                 if let Ok(done) = &outcome {
-                    let rows: Vec<RowId> = done.rows.iter().map(|r| RowId(*r)).collect();
-                    if let Some(first) = rows.first() {
+                    if let Some(first) = done.messages.first() {
                         // The rows lie behind the cursor: start over from the oldest.
-                        cursor = RowId(cursor.0.min(first.0 - 1));
+                        cursor = RowId(cursor.0.min(first.row.0 - 1));
                         caught_up = false;
                     }
-                    recent_acks.forget(rows);
+                    recent_acks.forget(done.messages.iter().copied());
                 }
                 reply(settings, session, &mut inflight, &request, outcome)?;
             }
@@ -352,7 +356,7 @@ struct Dispatch<'a> {
     settings: &'a UplinkSettings,
     outbox: &'a Outbox,
     inflight: &'a mut Inflight,
-    delivered: &'a mut Vec<RowId>,
+    delivered: &'a mut Vec<MessageRef>,
     resynced: &'a tokio::sync::mpsc::UnboundedSender<Resynced>,
 }
 
@@ -383,7 +387,7 @@ fn handle(
     ev: SessionEvent,
     inflight: &mut Inflight,
     outbox: &Outbox,
-    delivered: &mut Vec<RowId>,
+    delivered: &mut Vec<MessageRef>,
     counters: &UplinkCounters,
 ) -> Result<(), String> {
     match ev {
@@ -392,14 +396,15 @@ fn handle(
             let (carried, rtt) = inflight.acked(pkid).map_err(|e| e.to_string())?;
             counters.rtt(rtt);
             match (carried, failure) {
-                (Carried::Event(row), None) => {
+                (Carried::Event(message), None) => {
                     UplinkCounters::inc(&counters.pubacks);
-                    delivered.push(row);
+                    delivered.push(message);
                 }
-                (Carried::Event(row), Some(reason)) => {
+                (Carried::Event(message), Some(reason)) => {
                     UplinkCounters::inc(&counters.refused);
-                    tracing::error!(row = row.0, %reason, "broker refused an event; moved to the dead letters");
-                    outbox.rejected(row, reason);
+                    tracing::error!(row = message.row.0, part = ?message.part, %reason,
+                        "broker refused a message; moved to the dead letters");
+                    outbox.rejected(message, reason);
                 }
                 (Carried::Status, Some(reason)) => {
                     tracing::warn!(%reason, "broker refused the status message")
@@ -517,7 +522,7 @@ fn reply(
             } else {
                 "partial"
             });
-            body["requeued"] = json!(done.rows.len());
+            body["requeued"] = json!(done.requeued());
             body["already_queued"] = json!(done.already_queued);
             body["missing"] = json!(done.missing);
         }
