@@ -13,12 +13,13 @@ use std::time::Duration;
 
 const EVENTS: u64 = 400;
 
-/// (payload bytes of delivered events still stored, events still queued, lowest `seq`).
+/// (message bytes of delivered events still stored, with their derived messages; events
+/// still queued; lowest `seq`).
 fn archive(db: &Path) -> (i64, i64, i64) {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .unwrap();
     c.query_row(
-        "SELECT (SELECT COALESCE(SUM(length(payload)), 0) FROM events e
+        "SELECT (SELECT COALESCE(SUM(length(payload) + coalesce(length(derived), 0)), 0) FROM events e
                  WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = e.id)),
                 (SELECT count(*) FROM outbox),
                 (SELECT COALESCE(MIN(seq), 0) FROM events WHERE source = 'lan1')",

@@ -14,11 +14,13 @@ use std::time::Duration;
 fn refused_publish_goes_to_the_dead_letters_instead_of_looping() {
     let w = World::new();
     // The broker maps client certificates to user names and lets the agent publish only
-    // for register r1 (and its status): events of register r2 get "not authorized".
+    // for register r1 (and its status): events of register r2 get "not authorized", and
+    // so does the inventory message of register r3's sale (its row's second message).
     let acl = w.path("acl");
     std::fs::write(
         &acl,
         "user test-ca-agent\ntopic readwrite posedge/v1/t1/s1/r1/#\ntopic readwrite posedge/v1/t1/s1/_agent/#\n\
+         topic readwrite posedge/v1/t1/s1/r3/transaction\n\
          user test-ca-cloud\ntopic read posedge/#\n",
     )
     .unwrap();
@@ -52,16 +54,29 @@ fn refused_publish_goes_to_the_dead_letters_instead_of_looping() {
         rd.read_line(&mut line).unwrap();
         assert!(line.contains("\"ack\""), "{line}");
     }
+    let sale = std::fs::read_to_string("tests/data/edge_cases/split_tender.ndjson").unwrap();
+    let mut sale: serde_json::Value = serde_json::from_str(sale.lines().next().unwrap()).unwrap();
+    sale["register_id"] = "r3".into();
+    s.write_all(format!("{sale}\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert!(line.contains("\"ack\""), "{line}");
     eventually(
         Duration::from_secs(15),
         "refused event dead-lettered, others delivered",
         || {
             let st = status(&cfg);
-            st["outbox"]["pending"] == 0 && st["outbox"]["dead_letters"] == 1
+            st["outbox"]["pending"] == 0 && st["outbox"]["dead_letters"] == 2
         },
     );
-    assert_eq!(sub.seen().unique(), 2);
+    let seen = sub.seen();
+    assert_eq!((seen.unique(), seen.derived), (3, 0), "{seen:?}");
     let log = std::fs::read_to_string(w.path("agent.log")).unwrap();
     assert!(log.contains("broker refused an event"), "{log}");
     assert!(log.contains("NotAuthorized"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("broker refused") && l.contains("Derived")),
+        "{log}"
+    );
 }
