@@ -18,6 +18,7 @@ macro_rules! row_parts_sql {
 
 mod archive_count;
 mod checkpoint;
+pub mod handoff;
 pub mod quarantine;
 pub mod queue;
 pub mod replay;
@@ -36,7 +37,7 @@ use space::SpaceGuard;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// An event's identity once it is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +142,7 @@ pub type Pending<T> = oneshot::Receiver<Result<T, OutboxError>>;
 pub struct Outbox {
     ingest: mpsc::Sender<Ingest>,
     control: mpsc::UnboundedSender<Control>,
-    committed: Arc<Notify>,
+    handoff: Arc<handoff::Handoff>,
     health: Arc<Health>,
     path: PathBuf,
 }
@@ -155,7 +156,7 @@ impl Outbox {
         let quarantined =
             quarantine::check(&cfg.path).map_err(|e| OutboxError::Quarantine(Arc::new(e)))?;
         let conn = schema::open_writer(&cfg.path).map_err(|e| OutboxError::Open(Arc::new(e)))?;
-        let committed = Arc::new(Notify::new());
+        let handoff = Arc::new(handoff::Handoff::default());
         let health = Health::new();
         let guard = SpaceGuard::new(&cfg.path, cfg.max_bytes.0, cfg.min_free_disk.0);
         let wcfg = WriterConfig {
@@ -172,7 +173,7 @@ impl Outbox {
             archive,
             wcfg,
             guard,
-            committed.clone(),
+            handoff.clone(),
             health.clone(),
             wal_reset.clone(),
         )
@@ -203,7 +204,7 @@ impl Outbox {
         let outbox = Outbox {
             ingest,
             control,
-            committed,
+            handoff,
             health,
             path: cfg.path.clone(),
         };
@@ -366,9 +367,9 @@ impl Outbox {
         self.health.clone()
     }
 
-    /// Woken after every commit that added events.
-    pub fn committed(&self) -> Arc<Notify> {
-        self.committed.clone()
+    /// Rows just committed, handed to the uplink from memory, and its wake-up.
+    pub fn handoff(&self) -> Arc<handoff::Handoff> {
+        self.handoff.clone()
     }
 
     /// The database file.

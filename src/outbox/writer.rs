@@ -3,18 +3,20 @@
 
 use super::archive_count::ArchiveBytes;
 use super::checkpoint::{self, ResetRequest};
+use super::handoff::Handoff;
+use super::queue::QueuedMessage;
 use super::replay;
 use super::space::{Pressure, SpaceGuard};
 use super::{Control, Ingest, OutboxError, Stored};
 use crate::clock::now_ms;
-use crate::event::{EventId, Part, Seq};
+use crate::event::{EventId, MessageRef, Part, RowId, Seq};
 use crate::ops::audit;
 use crate::ops::health::{BEAT_EVERY, Health, Stage};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 /// Tunables the writer needs from the config.
 #[derive(Debug, Clone)]
@@ -49,7 +51,8 @@ pub(super) struct Writer {
     archive: ArchiveBytes,
     last_seq: HashMap<String, u64>,
     pressure: Option<Pressure>,
-    committed: Arc<Notify>,
+    /// Rows just committed, and the uplink's wake-up.
+    handoff: Arc<Handoff>,
     health: Arc<Health>,
     last_prune: Instant,
     /// Decoding contexts by source name, for dead-letter replays.
@@ -72,7 +75,7 @@ impl Writer {
         archive: ArchiveBytes,
         cfg: WriterConfig,
         guard: SpaceGuard,
-        committed: Arc<Notify>,
+        handoff: Arc<Handoff>,
         health: Arc<Health>,
         wal_reset: ResetRequest,
     ) -> Result<Self, rusqlite::Error> {
@@ -88,7 +91,7 @@ impl Writer {
             archive,
             last_seq: HashMap::new(),
             pressure: None,
-            committed,
+            handoff,
             health,
             last_prune: Instant::now(),
             contexts: HashMap::new(),
@@ -194,15 +197,11 @@ impl Writer {
 
     fn commit_group(&mut self, group: Vec<Ingest>) {
         match write_group(&mut self.conn, &self.last_seq, group) {
-            Ok(done) => {
-                self.last_seq.extend(done.seqs);
-                self.pending_bytes += done.added;
-                for reply in done.replies {
+            Ok(mut done) => {
+                for reply in std::mem::take(&mut done.replies) {
                     reply.send();
                 }
-                if done.added > 0 {
-                    self.committed.notify_one();
-                }
+                self.absorb(done);
                 if self.write_failed_alarm {
                     self.clear_alarm("store_write_failed");
                     self.write_failed_alarm = false;
@@ -361,7 +360,7 @@ impl Writer {
             }
             tx.commit()?;
             if audited {
-                self.committed.notify_one();
+                self.handoff.committed().notify_one();
             }
             Ok(freed)
         })();
@@ -581,17 +580,24 @@ impl Writer {
         let n = group.len();
         match write_group(&mut self.conn, &self.last_seq, group) {
             Ok(done) => {
-                self.last_seq.extend(done.seqs);
-                self.pending_bytes += done.added;
-                if done.added > 0 {
-                    self.committed.notify_one();
-                }
+                self.absorb(done);
                 Ok(n)
             }
             Err(e) => {
                 self.last_seq.clear();
                 Err(format!("outbox commit failed: {e}"))
             }
+        }
+    }
+
+    /// Takes in what a committed group did: its seqs and bytes, and its rows for the
+    /// uplink, which it wakes.
+    fn absorb(&mut self, done: GroupDone) {
+        self.last_seq.extend(done.seqs);
+        self.pending_bytes += done.added;
+        if done.added > 0 {
+            self.handoff.push(done.handed);
+            self.handoff.committed().notify_one();
         }
     }
 
@@ -677,6 +683,8 @@ struct GroupDone {
     added: u64,
     replies: Vec<Reply>,
     seqs: HashMap<String, u64>,
+    /// The stored rows' messages, for the uplink once the group has committed.
+    handed: Vec<QueuedMessage>,
 }
 
 /// Writes one group in one transaction. On error nothing is committed and the caller
@@ -692,6 +700,7 @@ fn write_group(
         added: 0,
         replies: Vec::with_capacity(group.len()),
         seqs: HashMap::new(),
+        handed: Vec::with_capacity(group.len() * 2),
     };
     let mut counts: HashMap<String, Counts> = HashMap::new();
     for msg in group {
@@ -866,6 +875,24 @@ fn insert_event(
     tx.prepare_cached("INSERT INTO outbox (id, bytes, parts) VALUES (?1, ?2, ?3)")?
         .execute(params![row, bytes as i64, parts])?;
     done.added += bytes as u64;
+    let message = |part| MessageRef {
+        row: RowId(row),
+        part,
+    };
+    done.handed.push(QueuedMessage {
+        message: message(Part::Event),
+        register_id: register.clone(),
+        event_type,
+        payload,
+    });
+    if let Some((_, payload)) = derived {
+        done.handed.push(QueuedMessage {
+            message: message(Part::Derived),
+            register_id: register,
+            event_type: crate::ingest::DERIVED_EVENT_TYPE.into(),
+            payload,
+        });
+    }
     Ok(Stored {
         event_id,
         seq,

@@ -230,7 +230,7 @@ async fn drive(
     let mut summaries_due = true;
     let mut summary_tick = tokio::time::interval(SUMMARY_EVERY);
     let window = usize::from(settings.session.max_inflight);
-    let committed = outbox.committed();
+    let handoff = outbox.handoff();
     let mut inflight = Inflight::default();
     let mut cursor = RowId(0);
     let mut caught_up = false;
@@ -244,9 +244,17 @@ async fn drive(
         if !caught_up && inflight.len() <= window / 2 {
             // A row holds one or two messages.
             let want = (window - inflight.len()).div_ceil(2);
-            let queued = reader
-                .queued_after(cursor, want)
-                .map_err(|e| format!("reading the outbox: {e}"))?;
+            // Rows just committed come from memory when they follow the cursor; the
+            // store is read for anything else, and to see that nothing else waits.
+            let (queued, from_store) = match handoff.after(cursor, want) {
+                Some(q) => (q, false),
+                None => (
+                    reader
+                        .queued_after(cursor, want)
+                        .map_err(|e| format!("reading the outbox: {e}"))?,
+                    true,
+                ),
+            };
             let mut rows = 0;
             for q in queued {
                 if q.message.row != cursor {
@@ -261,7 +269,7 @@ async fn drive(
                 UplinkCounters::inc(&settings.counters.publishes);
                 inflight.handed(Carried::Event(q.message));
             }
-            caught_up = rows < want;
+            caught_up = from_store && rows < want;
         }
         if !audit_caught_up && inflight.len() < window {
             let entries = reader
@@ -314,7 +322,7 @@ async fn drive(
                     }
                 }
             }
-            _ = committed.notified() => {
+            _ = handoff.committed().notified() => {
                 caught_up = false;
                 audit_caught_up = false;
             }
@@ -403,7 +411,7 @@ fn handle(
                 (Carried::Event(message), Some(reason)) => {
                     UplinkCounters::inc(&counters.refused);
                     tracing::error!(row = message.row.0, part = ?message.part, %reason,
-                        "broker refused a message; moved to the dead letters");
+                        "broker refused an event; moved to the dead letters");
                     outbox.rejected(message, reason);
                 }
                 (Carried::Status, Some(reason)) => {
