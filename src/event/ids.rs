@@ -67,14 +67,20 @@ pub enum Part {
 }
 
 impl Part {
-    /// Both parts, in the order they are published.
-    pub const BOTH: [Part; 2] = [Part::Event, Part::Derived];
-
     /// Its bit in `outbox.parts`.
     pub fn bit(self) -> i64 {
         match self {
             Part::Event => 1,
             Part::Derived => 2,
+        }
+    }
+
+    /// The part whose bit this is (anything but 2 is the event).
+    pub fn of_bit(bit: i64) -> Part {
+        if bit == Part::Derived.bit() {
+            Part::Derived
+        } else {
+            Part::Event
         }
     }
 }

@@ -149,14 +149,9 @@ pub(super) fn requeue(tx: &Connection, r: &Request) -> rusqlite::Result<Done> {
                 done.bytes += u64::try_from(bytes).unwrap_or(0);
             }
         }
-        let part = if bit == Part::Derived.bit() {
-            Part::Derived
-        } else {
-            Part::Event
-        };
         done.messages.push(MessageRef {
             row: RowId(id),
-            part,
+            part: Part::of_bit(bit),
         });
     }
     if next <= r.to_seq {
