@@ -179,7 +179,7 @@ pub struct OutboxConfig {
     /// Free-disk floor; below it acks are withheld.
     #[serde(default = "default_min_free_disk")]
     pub min_free_disk: ByteSize,
-    /// How long the writer waits to gather a group before committing (milliseconds).
+    /// How long after a group's first record was queued the writer commits it (milliseconds).
     #[serde(default = "default_group_commit_ms")]
     pub group_commit_ms: u64,
     /// Most events in one commit.

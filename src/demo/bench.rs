@@ -52,8 +52,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub agent_wrapper: Option<String>,
     /// Only the posedge end-to-end run: no ceilings, paced runs or decoder table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "latency_only")]
     pub e2e_only: bool,
+    /// Only the paced latency runs on an idle agent, with their percentiles in full.
+    #[arg(long)]
+    pub latency_only: bool,
 }
 
 /// Why the benchmark could not run.
@@ -244,6 +247,28 @@ async fn settle(pid: u32, within: Duration) -> bool {
         }
     }
     false
+}
+
+/// The paced runs: ack latencies (µs) of one register at 1,000 events/s, then the agent →
+/// subscriber latencies (ms) of one register at 100 events/s.
+async fn paced(
+    lan: SocketAddr,
+    sub: &Subscriber,
+    seconds: u64,
+) -> Result<(Vec<i64>, Vec<i64>), BenchError> {
+    eprintln!("paced latency runs …");
+    let n1000 = 1000 * seconds;
+    let lines1000 = lines(1, n1000, 2).into_iter().next().unwrap_or_default();
+    let ack1000 = feed(lan, lines1000, 512, Some(Duration::from_millis(1))).await?;
+    let n100 = 100 * seconds;
+    let skip = sub.latency_count();
+    let lines100 = lines(1, n100, 3).into_iter().next().unwrap_or_default();
+    feed(lan, lines100, 512, Some(Duration::from_millis(10))).await?;
+    wait_until(Duration::from_secs(10), || {
+        sub.latency_count() >= skip + n100 as usize
+    })
+    .await;
+    Ok((ack1000, sub.latencies_since(skip)))
 }
 
 /// One LAN register pushing `lines` with up to `window` unacked; returns ack latencies (µs).
@@ -485,6 +510,21 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = proc_kib(pid, "VmRSS:");
+    if args.latency_only {
+        let (mut ack1000, mut cloud100) = paced(lan, &sub, args.latency_s).await?;
+        agent.stop();
+        let ms = |us: i64| us as f64 / 1000.0;
+        println!("\n| paced run | p50 | p90 | p99 | max |\n|---|---|---|---|---|");
+        let [a50, a90, a99, amax] = [0.5, 0.9, 0.99, 1.0].map(|p| ms(percentile(&mut ack1000, p)));
+        println!(
+            "| ack at 1000 events/s | {a50:.2} ms | {a90:.2} ms | {a99:.2} ms | {amax:.2} ms |"
+        );
+        let [c50, c90, c99, cmax] = [0.5, 0.9, 0.99, 1.0].map(|p| percentile(&mut cloud100, p));
+        println!(
+            "| agent → subscriber at 100 events/s | {c50} ms | {c90} ms | {c99} ms | {cmax} ms |"
+        );
+        return Ok(());
+    }
 
     eprintln!("posedge end to end: {} registers …", args.registers);
     let base = sub.total();
@@ -526,19 +566,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let settle_start = Instant::now();
     let settled = settle(pid, Duration::from_secs(60)).await;
     let settle_s = settle_start.elapsed().as_secs_f64();
-    eprintln!("paced latency runs …");
-    let n1000 = 1000 * args.latency_s;
-    let paced = lines(1, n1000, 2).into_iter().next().unwrap_or_default();
-    let mut ack1000 = feed(lan, paced, 512, Some(Duration::from_millis(1))).await?;
-    let n100 = 100 * args.latency_s;
-    let skip = sub.latency_count();
-    let paced = lines(1, n100, 3).into_iter().next().unwrap_or_default();
-    feed(lan, paced, 512, Some(Duration::from_millis(10))).await?;
-    wait_until(Duration::from_secs(10), || {
-        sub.latency_count() >= skip + n100 as usize
-    })
-    .await;
-    let mut cloud100 = sub.latencies_since(skip);
+    let (mut ack1000, mut cloud100) = paced(lan, &sub, args.latency_s).await?;
     let after_rss = proc_kib(pid, "VmRSS:");
     agent.stop();
 

@@ -67,6 +67,13 @@ pub enum OutboxError {
     Quarantine(Arc<quarantine::QuarantineError>),
 }
 
+/// A record on its way to the writer, with when it was queued: its group's window
+/// counts from then, not from when the writer got to it.
+pub(crate) struct Queued {
+    at: std::time::Instant,
+    record: Ingest,
+}
+
 pub(crate) enum Ingest {
     Event {
         event: PendingEvent,
@@ -140,7 +147,7 @@ pub type Pending<T> = oneshot::Receiver<Result<T, OutboxError>>;
 /// Handle to the outbox, cheap to clone; the writer thread stops when all handles drop.
 #[derive(Clone)]
 pub struct Outbox {
-    ingest: mpsc::Sender<Ingest>,
+    ingest: mpsc::Sender<Queued>,
     control: mpsc::UnboundedSender<Control>,
     handoff: Arc<handoff::Handoff>,
     health: Arc<Health>,
@@ -288,7 +295,10 @@ impl Outbox {
     ) -> Result<Pending<T>, OutboxError> {
         let (reply, rx) = oneshot::channel();
         self.ingest
-            .send(record(reply))
+            .send(Queued {
+                at: std::time::Instant::now(),
+                record: record(reply),
+            })
             .await
             .map_err(|_| OutboxError::Closed)?;
         Ok(rx)
