@@ -1,5 +1,7 @@
 //! posedge: the store-edge agent. Sources → decode → redact → outbox → uplink.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod clock;
 #[cfg(feature = "cloud")]

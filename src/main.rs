@@ -1,5 +1,7 @@
 //! The `posedge` command line: parse, dispatch, map errors to exit codes. Nothing else.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use posedge::config::{Config, ConfigError};
