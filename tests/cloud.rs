@@ -564,3 +564,19 @@ fn a_burst_of_resync_commands_leaves_nothing_stuck_in_the_store() {
     });
     assert_each_once(&cloud, total);
 }
+
+#[test]
+fn a_server_that_cannot_start_is_reported_at_once_with_its_log() {
+    let world = World::new();
+    let port = free_port();
+    let _first = TempPostgres::start(&world.path("pg1"), port).unwrap();
+    let started = std::time::Instant::now();
+    let Err(e) = TempPostgres::start(&world.path("pg2"), port) else {
+        panic!("a second server on port {port} started");
+    };
+    let msg = e.to_string();
+    assert!(msg.contains("exited"), "{msg}");
+    assert!(msg.contains(&port.to_string()), "{msg}");
+    // Long before the readiness wait would run out.
+    assert!(started.elapsed() < Duration::from_secs(60), "{msg}");
+}

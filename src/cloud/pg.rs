@@ -120,21 +120,41 @@ impl TempPostgres {
             .stderr(log)
             .spawn()
             .map_err(step("starting postgres"))?;
-        let pg = TempPostgres {
+        let mut pg = TempPostgres {
             child: Some(child),
             bin,
             sock,
             port,
         };
-        pg.wait_ready(Duration::from_secs(30))?;
+        // Generous, for several cloud tests starting servers at once on a loaded 2-core
+        // machine (30 s ran out there); a server that fails exits, which is seen at once.
+        pg.wait_ready(Duration::from_secs(120), &dir.join("postgres.log"))?;
         Ok(pg)
     }
 
-    fn wait_ready(&self, within: Duration) -> Result<(), PgError> {
+    fn wait_ready(&mut self, within: Duration, log: &Path) -> Result<(), PgError> {
         let end = Instant::now() + within;
         while Instant::now() < end {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                return Err(PgError::Step(format!(
+                    "postgres exited ({status}) before it was ready on port {}: {}",
+                    self.port,
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                )));
+            }
+            // Asked on this server's own socket directory: on 127.0.0.1 another server
+            // holding the port would answer for it.
             let ok = Command::new(self.bin.join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .arg("-h")
+                .arg(&self.sock)
+                .args(["-p", &self.port.to_string(), "-q"])
                 .status()
                 .is_ok_and(|s| s.success());
             if ok {
