@@ -529,9 +529,12 @@ fn a_burst_of_resync_commands_leaves_nothing_stuck_in_the_store() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let mut session = Session::start(&opts);
         while session.next().await.unwrap() != SessionEvent::Connected {}
-        let mut acked = 0;
-        let mut sent = 0;
-        while acked < commands {
+        session
+            .subscribe("posedge/v1/t1/s1/_agent/reply/+".into())
+            .unwrap();
+        let (mut acked, mut sent, mut replies) = (0, 0, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while acked < commands || replies < commands {
             while sent < commands && sent - acked < 500 {
                 let lane = if sent % 2 == 0 { "lan1" } else { "lan2" };
                 let seq = sent / 2 % 50 + 1;
@@ -546,8 +549,12 @@ fn a_burst_of_resync_commands_leaves_nothing_stuck_in_the_store() {
                     .unwrap();
                 sent += 1;
             }
-            if let SessionEvent::PubAck { .. } = session.next().await.unwrap() {
-                acked += 1;
+            match tokio::time::timeout_at(deadline, session.next()).await {
+                Ok(Ok(SessionEvent::PubAck { .. })) => acked += 1,
+                Ok(Ok(SessionEvent::Message { .. })) => replies += 1,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("the cloud's session failed: {e}"),
+                Err(_) => panic!("{acked} commands acked, {replies} of {commands} replies"),
             }
         }
         session.disconnect().await;
@@ -563,6 +570,17 @@ fn a_burst_of_resync_commands_leaves_nothing_stuck_in_the_store() {
         cloud.count("SELECT COALESCE(sum(count), 0) FROM duplicates") >= 100
     });
     assert_each_once(&cloud, total);
+    // Replies, requeued events and status all waited for room in the MQTT client's
+    // queue: the burst never cost the agent its session.
+    let log = std::fs::read_to_string(cloud.world.path("s1/agent.log")).unwrap();
+    assert!(
+        !log.contains("uplink down"),
+        "the burst dropped the session:\n{}",
+        log.lines()
+            .filter(|l| l.contains("uplink"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ use counters::UplinkCounters;
 use inflight::{Carried, Inflight, RecentAcks};
 use serde_json::json;
 use session::{Session, SessionEvent, SessionOptions};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,12 +102,20 @@ impl UplinkSettings {
 /// the deletes that can be in flight at once.
 const RECENT_ACKS: usize = 1 << 14;
 
-/// What outlives a session: the rows acknowledged recently, and the resync outcomes of
-/// the writer not yet handled (with the sender the command handler hands out).
+/// What outlives a session: the rows acknowledged recently, the resync outcomes of the
+/// writer not yet handled (with the sender the command handler hands out), and the
+/// command replies not yet handed to the MQTT client.
 struct Across {
     recent_acks: RecentAcks,
     resynced_tx: tokio::sync::mpsc::UnboundedSender<Resynced>,
     resynced: tokio::sync::mpsc::UnboundedReceiver<Resynced>,
+    replies: VecDeque<Reply>,
+}
+
+/// A command reply waiting for room in the in-flight window.
+struct Reply {
+    id: String,
+    body: serde_json::Value,
 }
 
 /// Runs the uplink forever: connect, drain, reconnect with backoff.
@@ -122,6 +131,7 @@ pub async fn run(settings: UplinkSettings, outbox: Outbox, reader: queue::Reader
         recent_acks: RecentAcks::new(RECENT_ACKS),
         resynced_tx,
         resynced,
+        replies: VecDeque::new(),
     };
     loop {
         let mut session = Session::start(&settings.session);
@@ -188,6 +198,7 @@ async fn drive(
         recent_acks,
         resynced_tx,
         resynced,
+        replies,
     } = across;
     let health = outbox.health();
     let mut beat = tokio::time::interval(BEAT_EVERY);
@@ -271,11 +282,15 @@ async fn drive(
             }
             caught_up = from_store && rows < want;
         }
+        // Everything published waits in the MQTT client's bounded queue until it is
+        // written, so nothing is handed over past the window: a full queue fails the
+        // publish, and with it the session.
         if !audit_caught_up && inflight.len() < window {
+            let limit = AUDIT_BATCH.min(window - inflight.len());
             let entries = reader
-                .unpublished_audit(audit_cursor, AUDIT_BATCH)
+                .unpublished_audit(audit_cursor, limit)
                 .map_err(|e| format!("reading the audit trail: {e}"))?;
-            audit_caught_up = entries.len() < AUDIT_BATCH;
+            audit_caught_up = entries.len() < limit;
             for a in entries {
                 audit_cursor = a.id;
                 let payload = serde_json::to_vec(&json!({
@@ -297,6 +312,10 @@ async fn drive(
                 .unpublished_summaries()
                 .map_err(|e| format!("reading the summaries: {e}"))?;
             for (day, revision, payload) in due {
+                if inflight.len() >= window {
+                    summaries_due = true;
+                    break;
+                }
                 let Some(day_num) = day_number(&day) else {
                     continue;
                 };
@@ -310,14 +329,19 @@ async fn drive(
                 }
             }
         }
+        while inflight.len() < window
+            && let Some(r) = replies.pop_front()
+        {
+            publish_reply(settings, session, &mut inflight, &r)?;
+        }
         tokio::select! {
             ev = session.next() => {
-                let mut ctx = Dispatch { settings, outbox, inflight: &mut inflight, delivered, resynced: resynced_tx };
-                ctx.on(ev?, session)?;
+                let mut ctx = Dispatch { outbox, inflight: &mut inflight, delivered, resynced: resynced_tx, replies, counters: &settings.counters };
+                ctx.on(ev?)?;
                 // Drain whatever else is ready without re-querying in between.
                 while ctx.delivered.len() < window {
                     match session.try_next() {
-                        Some(ev) => ctx.on(ev?, session)?,
+                        Some(ev) => ctx.on(ev?)?,
                         None => break,
                     }
                 }
@@ -335,12 +359,12 @@ async fn drive(
                     }
                     recent_acks.forget(done.messages.iter().copied());
                 }
-                reply(settings, session, &mut inflight, &request, outcome)?;
+                replies.push_back(reply(&request, outcome));
             }
             _ = beat.tick() => health.beat(Stage::Uplink),
             _ = summary_tick.tick() => summaries_due = true,
             _ = flush_tick.tick(), if !delivered.is_empty() => {}
-            _ = status_tick.tick() => {
+            _ = status_tick.tick(), if inflight.len() < window => {
                 let status = status_payload(reader);
                 session.publish(format!("{}/_agent/status", settings.prefix), status.into(), true)?;
                 inflight.handed(Carried::Status);
@@ -361,31 +385,27 @@ async fn drive(
 
 /// Where the session's events go: PUBACKs to the outbox, messages to the command handler.
 struct Dispatch<'a> {
-    settings: &'a UplinkSettings,
     outbox: &'a Outbox,
     inflight: &'a mut Inflight,
     delivered: &'a mut Vec<MessageRef>,
     resynced: &'a tokio::sync::mpsc::UnboundedSender<Resynced>,
+    replies: &'a mut VecDeque<Reply>,
+    counters: &'a UplinkCounters,
 }
 
 impl Dispatch<'_> {
-    fn on(&mut self, ev: SessionEvent, session: &Session) -> Result<(), String> {
+    fn on(&mut self, ev: SessionEvent) -> Result<(), String> {
         match ev {
-            SessionEvent::Message { topic, payload } => command(
-                &topic,
-                &payload,
-                self.settings,
-                self.outbox,
-                session,
-                self.inflight,
-                self.resynced,
-            ),
+            SessionEvent::Message { topic, payload } => {
+                command(&topic, &payload, self.outbox, self.resynced, self.replies);
+                Ok(())
+            }
             ev => handle(
                 ev,
                 self.inflight,
                 self.outbox,
                 self.delivered,
-                &self.settings.counters,
+                self.counters,
             ),
         }
     }
@@ -460,12 +480,10 @@ type Resynced = (resync::Request, Result<resync::Done, String>);
 fn command(
     topic: &str,
     payload: &[u8],
-    settings: &UplinkSettings,
     outbox: &Outbox,
-    session: &Session,
-    inflight: &mut Inflight,
     resynced: &tokio::sync::mpsc::UnboundedSender<Resynced>,
-) -> Result<(), String> {
+    replies: &mut VecDeque<Reply>,
+) {
     let name = topic.rsplit('/').next().unwrap_or_default();
     let refuse = |why: String| {
         tracing::warn!(command = name, reason = %why, "cloud command refused");
@@ -478,7 +496,7 @@ fn command(
     };
     if name != "resync" {
         refuse("unknown command (this agent knows: resync)".into());
-        return Ok(());
+        return;
     }
     match resync::Request::parse(payload) {
         Ok(request) => {
@@ -492,7 +510,6 @@ fn command(
                     .unwrap_or_else(|_| Err("the outbox writer stopped".into()));
                 let _ = tx.send((request, outcome));
             });
-            Ok(())
         }
         Err(e) => {
             refuse(e.to_string());
@@ -501,24 +518,16 @@ fn command(
                 .ok()
                 .and_then(|v| v["id"].as_str().map(str::to_string))
                 .filter(|id| crate::config::is_topic_safe(id));
-            match id {
-                Some(id) => {
-                    let body = json!({"id": id, "command": "resync", "outcome": "refused", "detail": e.to_string()});
-                    publish_reply(settings, session, inflight, &id, &body)
-                }
-                None => Ok(()),
+            if let Some(id) = id {
+                let body = json!({"id": id, "command": "resync", "outcome": "refused", "detail": e.to_string()});
+                replies.push_back(Reply { id, body });
             }
         }
     }
 }
 
-fn reply(
-    settings: &UplinkSettings,
-    session: &Session,
-    inflight: &mut Inflight,
-    request: &resync::Request,
-    outcome: Result<resync::Done, String>,
-) -> Result<(), String> {
+/// The reply to a resync the writer has done (or refused).
+fn reply(request: &resync::Request, outcome: Result<resync::Done, String>) -> Reply {
     let mut body = json!({
         "id": request.id, "command": "resync", "source": request.source,
         "from_seq": request.from_seq, "to_seq": request.to_seq,
@@ -539,20 +548,22 @@ fn reply(
             body["detail"] = json!(e);
         }
     }
-    publish_reply(settings, session, inflight, &request.id, &body)
+    Reply {
+        id: request.id.clone(),
+        body,
+    }
 }
 
 fn publish_reply(
     settings: &UplinkSettings,
     session: &Session,
     inflight: &mut Inflight,
-    id: &str,
-    body: &serde_json::Value,
+    reply: &Reply,
 ) -> Result<(), String> {
-    let topic = format!("{}/_agent/reply/{id}", settings.prefix);
+    let topic = format!("{}/_agent/reply/{}", settings.prefix, reply.id);
     session.publish(
         topic,
-        serde_json::to_vec(body).unwrap_or_default().into(),
+        serde_json::to_vec(&reply.body).unwrap_or_default().into(),
         false,
     )?;
     inflight.handed(Carried::Reply);
