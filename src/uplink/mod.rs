@@ -330,9 +330,12 @@ async fn drive(
             }
         }
         while inflight.len() < window
-            && let Some(r) = replies.pop_front()
+            && let Some(r) = replies.front()
         {
-            publish_reply(settings, session, &mut inflight, &r)?;
+            // Taken off only once handed over: a failed publish leaves it for the next
+            // session.
+            publish_reply(settings, session, &mut inflight, r)?;
+            replies.pop_front();
         }
         tokio::select! {
             ev = session.next() => {
